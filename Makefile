@@ -1,0 +1,31 @@
+# Two commands a new user needs: `make demo` and `make test`. Both set up .venv themselves.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+# Build the Kultur edition of 1 July 2019 from content/ and send it to the default transport (outbox/ folder).
+demo: $(STAMP)
+	$(BIN)/digest subscribers import examples/subscribers.csv
+	$(BIN)/digest preview kultur --as-of 2019-07-01 --out outbox/preview/kultur-2019-07-01.html
+	$(BIN)/digest send kultur --as-of 2019-07-01
+
+test: $(STAMP)
+	$(BIN)/ruff check digest tests bench
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/render.py
+
+clean:
+	rm -rf $(VENV) outbox digest.db .pytest_cache
