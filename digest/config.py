@@ -1,0 +1,230 @@
+"""schedule.yaml + environment → validated settings. Errors name the file, the line and the key."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    ValidationError,
+    field_validator,
+)
+
+from digest.errors import ConfigError
+
+DEFAULT_DB_URL = "sqlite:///digest.db"
+DEFAULT_TRANSPORT = "outbox:outbox"
+DEFAULT_BASE_URL = "http://127.0.0.1:8000"
+
+
+def _no_newlines(value: str) -> str:
+    # A CR or LF in anything that ends up in a header would let a value inject headers.
+    if "\r" in value or "\n" in value:
+        raise ValueError("must be a single line (no line breaks)")
+    return value
+
+
+def _address(value: str) -> str:
+    from email.utils import parseaddr
+
+    from email_validator import EmailNotValidError, validate_email
+
+    _no_newlines(value)
+    _, addr = parseaddr(value)
+    try:
+        validate_email(addr, check_deliverability=False)
+    except EmailNotValidError as err:
+        raise ValueError(f"{value!r} is not a valid e-mail address ({err})") from None
+    return value
+
+
+SingleLine = Annotated[str, Field(min_length=1), AfterValidator(_no_newlines)]
+Address = Annotated[str, AfterValidator(_address)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Sender(_Strict):
+    from_: Address = Field(alias="from")
+    reply_to: Address | None = None
+
+    @property
+    def domain(self) -> str:
+        from email.utils import parseaddr
+
+        return parseaddr(self.from_)[1].rpartition("@")[2]
+
+
+class Contact(_Strict):
+    organisation: SingleLine
+    address: SingleLine | None = None
+    phone: SingleLine | None = None
+    email: Address | None = None
+    web: HttpUrl | None = None
+
+
+class FilesSource(_Strict):
+    type: Literal["files"]
+    path: str
+    label: str | None = None
+
+
+# One kind of source so far; more kinds join as a union discriminated by `type`.
+Source = FilesSource
+SOURCE_TYPES = frozenset({"files"})
+
+
+class Schedule(_Strict):
+    cron: str
+    timezone: str = "Europe/Oslo"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("cron")
+    @classmethod
+    def _five_fields(cls, value: str) -> str:
+        if len(value.split()) != 5:
+            raise ValueError(f"{value!r} is not a cron expression of five fields (minute hour day month weekday)")
+        return value
+
+
+class DigestConfig(_Strict):
+    title: SingleLine
+    description: str | None = None
+    subject: SingleLine = "{title}: {first_title}"
+    sender: Sender
+    more_url: HttpUrl
+    contact: Contact
+    sources: list[Source] = Field(min_length=1)
+    max_articles: int = Field(default=10, ge=1, le=100)
+    first_window_days: int = Field(default=365, ge=1)
+    schedule: Schedule
+    unsubscribe_mailto: Address | None = None
+    locale: str = "nb_NO"
+
+    @property
+    def timezone(self) -> ZoneInfo:
+        return ZoneInfo(self.schedule.timezone)
+
+    @property
+    def unsubscribe_address(self) -> str:
+        """Where mailto unsubscribes go: configured, or `unsubscribe@<sender domain>`."""
+        return self.unsubscribe_mailto or f"unsubscribe@{self.sender.domain}"
+
+
+class Settings(_Strict):
+    """The whole file, after the environment has had its say."""
+
+    state: str = DEFAULT_DB_URL
+    transport: str = DEFAULT_TRANSPORT
+    base_url: HttpUrl = Field(default=HttpUrl(DEFAULT_BASE_URL))
+    digests: dict[str, DigestConfig] = Field(min_length=1)
+
+    # Where the file lives: relative paths (content/, outbox/, sqlite files) are read from there.
+    root: Path = Field(default=Path("."), exclude=True)
+
+    def digest(self, name: str) -> DigestConfig:
+        try:
+            return self.digests[name]
+        except KeyError:
+            known = ", ".join(sorted(self.digests))
+            raise ConfigError(f"no digest named {name!r} (known: {known})") from None
+
+    def resolve(self, path: str | Path) -> Path:
+        path = Path(path)
+        return path if path.is_absolute() else self.root / path
+
+    @property
+    def public_url(self) -> str:
+        return str(self.base_url).rstrip("/")
+
+
+def load_settings(path: str | Path, environ: dict[str, str] | None = None) -> Settings:
+    """Read and validate schedule.yaml once; environment variables override state, transport and base URL."""
+    env = os.environ if environ is None else environ
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("file not found (pass --config PATH or run from the project folder)", path=path) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"cannot read: {err}", path=path) from err
+
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(err, "problem", None) or str(err)
+        raise ConfigError(f"invalid YAML: {problem}", path=path, line=line) from None
+    if not isinstance(data, dict):
+        raise ConfigError("expected a mapping with a 'digests:' key", path=path, line=1)
+
+    overrides = {"state": "DIGEST_DB_URL", "transport": "DIGEST_TRANSPORT", "base_url": "DIGEST_BASE_URL"}
+    for key, variable in overrides.items():
+        if env.get(variable):
+            data[key] = env[variable]
+
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = _without_union_tags(tuple(first["loc"]))
+        key = ".".join(str(part) for part in loc) or None
+        message = first["msg"]
+        if first["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif first["type"] == "missing":
+            message = "required key is missing"
+        line = _line_of(node, loc, env_overridden={k for k, v in overrides.items() if env.get(v)})
+        raise ConfigError(message, path=path, line=line, key=key) from None
+    return settings.model_copy(update={"root": path.resolve().parent})
+
+
+def _without_union_tags(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Tagged unions put the tag in the location ('sources', 0, 'feed', 'url'); users never wrote it."""
+    return tuple(
+        part for i, part in enumerate(loc)
+        if not (i >= 2 and loc[i - 2] == "sources" and isinstance(loc[i - 1], int) and part in SOURCE_TYPES)
+    )
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[Any, ...], env_overridden: set[str]) -> int | None:
+    """The 1-based line of the deepest YAML node on the path `loc` (the parent's line for a missing key)."""
+    if loc and loc[0] in env_overridden:
+        return None
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if key_node.value == str(part):
+                    # For an unknown key the key's own line is the useful one.
+                    line = key_node.start_mark.line + 1
+                    node = value_node
+                    break
+            else:
+                return line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line

@@ -1,0 +1,72 @@
+"""One family of errors; each carries the facts it is about and reads as a complete sentence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class DigestError(Exception):
+    """Base of every error the CLI turns into one clean line and a non-zero exit."""
+
+
+class ConfigError(DigestError, ValueError):
+    """schedule.yaml (or the environment) holds a value we cannot use."""
+
+    def __init__(self, message: str, *, path: Path | str | None = None, line: int | None = None,
+                 key: str | None = None) -> None:
+        self.path = str(path) if path is not None else None
+        self.line = line
+        self.key = key
+        where = self.path or ""
+        if line is not None:
+            where += f":{line}"
+        prefix = f"{where}: " if where else ""
+        field = f"{key}: " if key else ""
+        super().__init__(f"{prefix}{field}{message}")
+
+
+class ContentError(DigestError, ValueError):
+    """A content file (Markdown + front matter) is missing a field or has a wrong one."""
+
+    def __init__(self, message: str, *, path: Path | str, field: str | None = None) -> None:
+        self.path = str(path)
+        self.field = field
+        where = f"{self.path}: field '{field}'" if field else self.path
+        super().__init__(f"{where}: {message}")
+
+
+class RenderError(DigestError):
+    """The e-mail could not be rendered, or the result is broken (e.g. MJML tags left in the HTML)."""
+
+
+class SubscriberImportError(DigestError, ValueError):
+    """A subscriber CSV has bad rows; nothing was imported."""
+
+    def __init__(self, path: Path | str, problems: list[tuple[int, str]]) -> None:
+        self.path = str(path)
+        self.problems = problems
+        first_line, first_problem = problems[0]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        super().__init__(f"{self.path}:{first_line}: {first_problem}{more}; nothing was imported")
+
+
+class SendError(DigestError):
+    """A recipient could not be sent to. `code` is the SMTP reply code when the server gave one."""
+
+    def __init__(self, message: str, *, recipient: str | None = None, code: int | None = None) -> None:
+        self.recipient = recipient
+        self.code = code
+        super().__init__(message)
+
+    @property
+    def temporary(self) -> bool:
+        """4xx replies, timeouts and dropped connections are worth retrying; 5xx are not."""
+        return self.code is None or 400 <= self.code < 500
+
+
+class TransportError(DigestError, ConnectionError):
+    """The transport itself failed (cannot connect, TLS refused, authentication failed)."""
+
+
+class NotFound(DigestError, LookupError):
+    """A digest, edition or subscriber named on the command line does not exist."""

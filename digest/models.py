@@ -1,0 +1,111 @@
+"""The data that flows between the stages: frozen dataclasses, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class Article:
+    """One news item, whatever source it came from. `url` is its identity."""
+
+    url: str
+    title: str
+    teaser: str
+    published: datetime
+    source: str
+    kicker: str | None = None
+    image: str | None = None
+    image_alt: str | None = None
+
+    def to_json(self) -> dict[str, str | None]:
+        return {
+            "url": self.url,
+            "title": self.title,
+            "teaser": self.teaser,
+            "published": self.published.isoformat(),
+            "kicker": self.kicker,
+            "image": self.image,
+            "image_alt": self.image_alt,
+            "source": self.source,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, str | None]) -> Article:
+        published = data["published"]
+        assert published is not None
+        return cls(
+            url=str(data["url"]),
+            title=str(data["title"]),
+            teaser=str(data["teaser"]),
+            published=datetime.fromisoformat(published),
+            source=str(data["source"]),
+            kicker=data.get("kicker"),
+            image=data.get("image"),
+            image_alt=data.get("image_alt"),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Edition:
+    """What one issue of a digest holds. (digest, key) is the idempotency key of a send."""
+
+    digest: str
+    key: str
+    date: date
+    since: datetime
+    until: datetime
+    articles: tuple[Article, ...]
+    sent: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class RenderedEdition:
+    """HTML and text of one edition, with placeholders where each recipient's own values go."""
+
+    edition: Edition
+    subject: str
+    preheader: str
+    html: str
+    text: str
+
+    @property
+    def html_bytes(self) -> int:
+        return len(self.html.encode("utf-8"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Subscriber:
+    id: int
+    email: str
+    name: str = ""
+    status: str = "active"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Recipient:
+    """A subscriber's per-message values: what personalisation substitutes into the rendered edition."""
+
+    subscriber_id: int | None
+    email: str
+    name: str
+    unsubscribe_url: str
+    unsubscribe_mailto: str
+    message_id: str
+
+
+@dataclass(kw_only=True)
+class SendReport:
+    """What a send did, for the CLI and the log."""
+
+    digest: str
+    edition_key: str
+    articles: int = 0
+    sent: int = 0
+    deferred: int = 0
+    failed: int = 0
+    skipped_already_sent: int = 0
+    dry_run: bool = False
+    destination: str = ""
+    problems: list[str] = field(default_factory=list)
