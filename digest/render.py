@@ -1,0 +1,164 @@
+"""Edition → RenderedEdition: Jinja2 → MJML → MRML → premailer, and the plain-text part. Once per edition."""
+
+from __future__ import annotations
+
+import logging
+import re
+import textwrap
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+import jinja2
+from babel.dates import format_date
+from mjml import mjml2html
+from premailer import Premailer
+
+from digest.config import DigestConfig, Settings
+from digest.errors import ConfigError, RenderError
+from digest.models import Edition, RenderedEdition
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+# System fonts only: remote fonts cost a request per open, leak the reader to a third party and are blocked anyway.
+FONT_STACK = ("-apple-system, BlinkMacSystemFont, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif")
+
+
+@dataclass(frozen=True)
+class Placeholders:
+    """Per-recipient values, left in the rendered edition as markers and filled by string substitution."""
+
+    greeting: str = "@@greeting@@"
+    email: str = "@@email@@"
+    unsubscribe_url: str = "@@unsubscribe_url@@"
+
+
+PLACEHOLDERS = Placeholders()
+
+
+def nb_date(value: date | datetime, locale: str = "nb_NO") -> str:
+    """`25. november 2026` — the Norwegian long date."""
+    return format_date(value, format="long", locale=locale)
+
+
+def _tel_url(phone: str) -> str:
+    digits = re.sub(r"[^\d+]", "", phone)
+    if len(digits) == 8 and not digits.startswith("+"):
+        digits = "+47" + digits  # a Norwegian number written without its country code
+    return f"tel:{digits}"
+
+
+def _display_url(url: object) -> str:
+    return re.sub(r"^https?://", "", str(url)).rstrip("/")
+
+
+def _wrap(text: str, width: int = 72) -> str:
+    return textwrap.fill(text, width=width, break_long_words=False, break_on_hyphens=False)
+
+
+def template_environment(folder: Path = TEMPLATES) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(folder),
+        # Everything but the plain-text part is markup: escape by default so no title can inject HTML.
+        autoescape=lambda name: name is not None and not name.endswith(".txt.j2"),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(nb_date=nb_date, tel_url=_tel_url, display_url=_display_url, wrap=_wrap)
+    return env
+
+
+def subject_line(edition: Edition, digest: DigestConfig) -> str:
+    first_title = edition.articles[0].title if edition.articles else ""
+    try:
+        return digest.subject.format(title=digest.title, date=nb_date(edition.date), first_title=first_title)
+    except (KeyError, IndexError, ValueError) as err:
+        raise ConfigError(f"bad placeholder {err} (use {{title}}, {{date}}, {{first_title}})",
+                          key=f"digests.{edition.digest}.subject") from None
+
+
+def preheader(edition: Edition, limit: int = 140) -> str:
+    """The grey line after the subject in the inbox: what else is inside."""
+    others = [article.title for article in edition.articles[1:]]
+    text = ("Også: " + " · ".join(others)) if others else (edition.articles[0].teaser if edition.articles else "")
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0].rstrip(" ·,") + " …"
+
+
+def view_url(settings: Settings, edition: Edition) -> str:
+    """The public archive page of this edition (the 'view in browser' link)."""
+    return f"{settings.public_url}/arkiv/{edition.digest}/{edition.key}"
+
+
+def template_context(settings: Settings, digest: DigestConfig, edition: Edition) -> dict[str, object]:
+    return {
+        "subject": subject_line(edition, digest),
+        "preheader": preheader(edition),
+        "title": digest.title,
+        "intro": digest.description or "Her er de siste artiklene.",
+        "edition_date": nb_date(edition.date, digest.locale),
+        "articles": edition.articles,
+        "more_url": str(digest.more_url),
+        "contact": digest.contact,
+        "view_url": view_url(settings, edition),
+        "font_stack": FONT_STACK,
+    }
+
+
+def render_mjml(env: jinja2.Environment, context: dict[str, object]) -> str:
+    return env.get_template("digest.mjml.j2").render(context)
+
+
+def compile_mjml(source: str) -> str:
+    try:
+        # fonts={} keeps MRML from adding its default Google Fonts links.
+        html = mjml2html(source, fonts={})
+    except Exception as err:  # MRML raises its own error types; all mean "the template is broken"
+        raise RenderError(f"MJML could not be compiled: {err}") from err
+    leftover = re.search(r"<mj-[a-z-]+", html)
+    if leftover:
+        # MRML passes tags it does not know straight through; a mistyped tag would reach subscribers.
+        raise RenderError(f"MJML left {leftover.group(0)}> in the HTML: unknown or misplaced MJML tag")
+    return html
+
+
+def inline_css(html: str) -> str:
+    """Inline the CSS but keep what cannot be inlined: @media (responsive, dark mode) and !important."""
+    inliner = Premailer(
+        html,
+        allow_network=False,
+        base_url=None,
+        remove_classes=False,  # the dark-mode rules select on classes
+        strip_important=False,
+        keep_style_tags=False,
+        disable_leftover_css=False,  # leftover = @media and friends, kept in a <style> block
+        disable_validation=True,
+        cssutils_logging_level=logging.CRITICAL,
+        exclude_pseudoclasses=True,
+    )
+    inlined = inliner.transform(pretty_print=False)
+    # lxml drops or rewrites the doctype; without it clients fall into quirks mode.
+    inlined = re.sub(r"^\s*<!DOCTYPE[^>]*>\s*", "", inlined, flags=re.IGNORECASE)
+    return "<!doctype html>\n" + inlined
+
+
+def render_text(env: jinja2.Environment, context: dict[str, object]) -> str:
+    text = env.get_template("digest.txt.j2").render(context)
+    return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+
+
+def render(settings: Settings, digest: DigestConfig, edition: Edition,
+           env: jinja2.Environment | None = None) -> RenderedEdition:
+    if not edition.articles:
+        raise RenderError(f"edition {edition.digest} {edition.key} has no articles to render")
+    env = env or template_environment()
+    context = template_context(settings, digest, edition)
+    html = inline_css(compile_mjml(render_mjml(env, context)))
+    return RenderedEdition(
+        edition=edition,
+        subject=str(context["subject"]),
+        preheader=str(context["preheader"]),
+        html=html,
+        text=render_text(env, context),
+    )

@@ -1,0 +1,273 @@
+"""The only SQL: subscribers, editions and the delivery ledger, through SQLAlchemy Core."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from digest.errors import ConfigError
+from digest.models import Article, Edition, Subscriber
+
+metadata = sa.MetaData()
+
+subscribers = sa.Table(
+    "subscribers", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("email", sa.String(320), nullable=False, unique=True),
+    sa.Column("name", sa.String(200), nullable=False, default=""),
+    sa.Column("status", sa.String(20), nullable=False, default="active"),
+    sa.Column("source", sa.String(200), nullable=False, default=""),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+editions = sa.Table(
+    "editions", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("digest", sa.String(100), nullable=False),
+    sa.Column("key", sa.String(40), nullable=False),
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("since", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("until", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("articles", sa.Text, nullable=False),  # JSON: the articles exactly as sent
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    # The idempotency key: one edition per digest and key, whoever asks and however often.
+    sa.UniqueConstraint("digest", "key", name="uq_edition_digest_key"),
+)
+
+deliveries = sa.Table(
+    "deliveries", metadata,
+    sa.Column("edition_id", sa.Integer, sa.ForeignKey("editions.id"), primary_key=True),
+    sa.Column("subscriber_id", sa.Integer, sa.ForeignKey("subscribers.id"), primary_key=True),
+    # queued → sending → sent | deferred | failed
+    sa.Column("state", sa.String(20), nullable=False, default="queued"),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("code", sa.Integer, nullable=True),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_deliveries_state", "edition_id", "state"),
+)
+
+settings_table = sa.Table(
+    "settings", metadata,
+    sa.Column("key", sa.String(100), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+PENDING_STATES = ("queued", "sending", "deferred")
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    added: int
+    updated: int
+    unchanged: int
+    merged_duplicates: int
+
+
+@dataclass(frozen=True)
+class StoredEdition:
+    id: int
+    edition: Edition
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _utc(value: datetime) -> datetime:
+    # Stored as UTC: SQLite keeps no offset, so a local time would silently shift when read back.
+    return value.astimezone(UTC)
+
+
+def _aware(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything we store is UTC.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class Store:
+    """All state of kulturdigest behind one SQLAlchemy URL (a SQLite file by default)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str) -> Store:
+        try:
+            engine = sa.create_engine(url)
+        except (sa.exc.ArgumentError, ImportError) as err:
+            raise ConfigError(f"cannot use state URL {url!r}: {err}", key="state") from None
+        if engine.dialect.name == "sqlite":
+            sa.event.listen(engine, "connect", _sqlite_pragmas)
+        try:
+            metadata.create_all(engine)
+        except sa.exc.OperationalError as err:
+            raise ConfigError(f"cannot open the state database {url!r}: {err.orig}", key="state") from None
+        return cls(engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- settings -------------------------------------------------------------------------------------------------
+    def setting(self, key: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.scalar(sa.select(settings_table.c.value).where(settings_table.c.key == key))
+
+    def set_setting_once(self, key: str, value: str) -> str:
+        """Store `value` unless another process got there first; return whichever value is stored."""
+        with self.engine.begin() as conn:
+            existing = conn.scalar(sa.select(settings_table.c.value).where(settings_table.c.key == key))
+            if existing is not None:
+                return existing
+            conn.execute(settings_table.insert().values(key=key, value=value))
+            return value
+
+    # -- subscribers ----------------------------------------------------------------------------------------------
+    def import_subscribers(self, rows: Iterable[tuple[str, str]], *, source: str) -> ImportReport:
+        """Add or update (email, name) rows in one transaction. Statuses are never changed by an import."""
+        merged: dict[str, str] = {}
+        duplicates = 0
+        for email, name in rows:
+            key = email.lower()
+            if key in merged:
+                duplicates += 1
+                merged[key] = name or merged[key]
+            else:
+                merged[key] = name
+        added = updated = unchanged = 0
+        with self.engine.begin() as conn:
+            existing = {
+                row.email.lower(): row
+                for row in conn.execute(sa.select(subscribers.c.id, subscribers.c.email, subscribers.c.name))
+            }
+            now = _now()
+            for email, name in merged.items():
+                row = existing.get(email)
+                if row is None:
+                    conn.execute(subscribers.insert().values(
+                        email=email, name=name, status="active", source=source, created_at=now))
+                    added += 1
+                elif name and name != row.name:
+                    conn.execute(subscribers.update().where(subscribers.c.id == row.id).values(name=name))
+                    updated += 1
+                else:
+                    unchanged += 1
+        return ImportReport(added, updated, unchanged, duplicates)
+
+    def list_subscribers(self) -> list[Subscriber]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(subscribers).order_by(subscribers.c.email)).all()
+        return [Subscriber(id=r.id, email=r.email, name=r.name, status=r.status) for r in rows]
+
+    def subscriber(self, subscriber_id: int) -> Subscriber | None:
+        with self.engine.connect() as conn:
+            r = conn.execute(sa.select(subscribers).where(subscribers.c.id == subscriber_id)).first()
+        return None if r is None else Subscriber(id=r.id, email=r.email, name=r.name, status=r.status)
+
+    # -- editions -------------------------------------------------------------------------------------------------
+    def find_edition(self, digest: str, key: str) -> StoredEdition | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(editions).where(editions.c.digest == digest, editions.c.key == key)
+            ).first()
+        return None if row is None else _stored_edition(row)
+
+    def previous_until(self, digest: str, before: datetime) -> datetime | None:
+        """Where the last edition before `before` stopped: the next one starts there."""
+        with self.engine.connect() as conn:
+            value = conn.scalar(
+                sa.select(sa.func.max(editions.c.until)).where(editions.c.digest == digest,
+                                                                editions.c.until < _utc(before))
+            )
+        return None if value is None else _aware(value)
+
+    def create_edition(self, edition: Edition) -> tuple[StoredEdition, bool]:
+        """Record the edition and queue one delivery per active subscriber, in one transaction.
+
+        Returns the stored edition and whether this call created it. When the edition exists already (another
+        process, an earlier run), nothing is queued again: its audience was fixed when it was created.
+        """
+        try:
+            with self.engine.begin() as conn:
+                now = _now()
+                edition_id = conn.execute(editions.insert().values(
+                    digest=edition.digest, key=edition.key, day=edition.date, since=_utc(edition.since),
+                    until=_utc(edition.until), created_at=now,
+                    articles=json.dumps([a.to_json() for a in edition.articles], ensure_ascii=False),
+                )).inserted_primary_key[0]
+                conn.execute(
+                    deliveries.insert().from_select(
+                        ["edition_id", "subscriber_id", "state", "attempts", "updated_at"],
+                        sa.select(sa.literal(edition_id), subscribers.c.id, sa.literal("queued"),
+                                  sa.literal(0), sa.literal(now, sa.DateTime(timezone=True)))
+                        .where(subscribers.c.status == "active"),
+                    )
+                )
+        except sa.exc.IntegrityError:
+            stored = self.find_edition(edition.digest, edition.key)
+            assert stored is not None
+            return stored, False
+        stored = self.find_edition(edition.digest, edition.key)
+        assert stored is not None
+        return stored, True
+
+    # -- deliveries -----------------------------------------------------------------------------------------------
+    def pending_deliveries(self, edition_id: int) -> Iterator[Subscriber]:
+        """Subscribers of the edition who have not got it yet (queued, deferred, or cut off mid-send)."""
+        query = (
+            sa.select(subscribers.c.id, subscribers.c.email, subscribers.c.name, subscribers.c.status)
+            .join(deliveries, deliveries.c.subscriber_id == subscribers.c.id)
+            .where(deliveries.c.edition_id == edition_id, deliveries.c.state.in_(PENDING_STATES),
+                   subscribers.c.status == "active")
+            .order_by(subscribers.c.id)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        for r in rows:
+            yield Subscriber(id=r.id, email=r.email, name=r.name, status=r.status)
+
+    def mark_delivery(self, edition_id: int, subscriber_id: int, state: str, *, code: int | None = None,
+                      reason: str | None = None) -> None:
+        values: dict[str, object] = {"state": state, "code": code, "reason": reason, "updated_at": _now()}
+        if state == "sending":
+            values["attempts"] = deliveries.c.attempts + 1
+        with self.engine.begin() as conn:
+            conn.execute(deliveries.update().where(deliveries.c.edition_id == edition_id,
+                                                   deliveries.c.subscriber_id == subscriber_id).values(**values))
+
+    def delivery_counts(self, edition_id: int) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(deliveries.c.state, sa.func.count()).where(deliveries.c.edition_id == edition_id)
+                .group_by(deliveries.c.state)
+            ).all()
+        return {state: count for state, count in rows}
+
+
+def _stored_edition(row: sa.Row) -> StoredEdition:
+    day: date = row.day
+    return StoredEdition(
+        id=row.id,
+        edition=Edition(
+            digest=row.digest,
+            key=row.key,
+            date=day,
+            since=_aware(row.since),
+            until=_aware(row.until),
+            articles=tuple(Article.from_json(a) for a in json.loads(row.articles)),
+            sent=True,
+        ),
+    )
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    cursor = dbapi_connection.cursor()
+    # WAL lets a reader (status, preview) work while a send writes; busy_timeout makes writers wait, not fail.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
