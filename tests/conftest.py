@@ -1,0 +1,123 @@
+"""Shared fixtures: a real aiosmtpd server on 127.0.0.1, a project folder in tmp_path, and the CLI in-process."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import shutil
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Received:
+    envelope_from: str
+    recipients: list[str]
+    data: bytes
+
+    @property
+    def message(self) -> EmailMessage:
+        return email.message_from_bytes(self.data, policy=email.policy.default)  # type: ignore[return-value]
+
+
+@dataclass
+class RecordingHandler:
+    """Records what the server accepted. `replies` maps a recipient to a scripted RCPT reply (e.g. '550 …')."""
+
+    received: list[Received] = field(default_factory=list)
+    replies: dict[str, str] = field(default_factory=dict)
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802 (aiosmtpd API)
+        reply = self.replies.get(address)
+        if reply:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd API)
+        self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
+        return "250 Message accepted for delivery"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class SMTPServer:
+    host: str
+    port: int
+    handler: RecordingHandler
+
+    @property
+    def url(self) -> str:
+        return f"smtp://{self.host}:{self.port}"
+
+    @property
+    def received(self) -> list[Received]:
+        return self.handler.received
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SMTPServer]:
+    handler = RecordingHandler()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port(), decode_data=False)
+    controller.start()
+    try:
+        yield SMTPServer("127.0.0.1", controller.port, handler)
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the project's schedule.yaml, content/ and example list in a temporary folder, used as cwd."""
+    for name in ("schedule.yaml",):
+        shutil.copy(REPO / name, tmp_path / name)
+    shutil.copytree(REPO / "content", tmp_path / "content")
+    shutil.copytree(REPO / "examples", tmp_path / "examples")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DIGEST_SECRET", "test-secret")
+    for variable in ("DIGEST_DB_URL", "DIGEST_TRANSPORT", "DIGEST_BASE_URL", "DIGEST_CONFIG", "DIGEST_SMTP_PASSWORD"):
+        monkeypatch.delenv(variable, raising=False)
+    return tmp_path
+
+
+@dataclass
+class CLIResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def run_cli(capsys: pytest.CaptureFixture[str]):
+    """Run `digest ARGS…` in-process, as the console script does (errors → one line, exit code)."""
+    from digest.cli import main
+
+    def run(*args: str) -> CLIResult:
+        import sys
+
+        argv = sys.argv
+        sys.argv = ["digest", *args]
+        code = 0
+        try:
+            main()
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+        finally:
+            sys.argv = argv
+        captured = capsys.readouterr()
+        return CLIResult(code, captured.out, captured.err)
+
+    return run
