@@ -9,14 +9,21 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from digest.config import Settings, load_settings
 from digest.errors import DigestError
 from digest.models import SendReport
-from digest.pipeline import nothing_new_message, prepare_edition, send_edition, send_test, write_preview
+from digest.pipeline import (
+    nothing_new_message,
+    prepare_edition,
+    resume_message,
+    send_edition,
+    send_test,
+    write_preview,
+)
 from digest.render import render
+from digest.sendview import SendView, summary_line
 from digest.store import Store
 from digest.subscribers import read_subscriber_csv
 from digest.transports import transport_from_url
@@ -136,19 +143,12 @@ def send(
     if to:
         report = send_test(settings, store, transport, name, as_of=_as_of(as_of), now=_now(), to=to)
     else:
-        with _progress_bar() as bar:
-            task = bar.add_task("Sending", total=None)
+        with SendView(err, description="Building" if dry_run else "Sending") as view:
             report = send_edition(settings, store, transport, name, as_of=_as_of(as_of), now=_now(),
-                                  dry_run=dry_run,
-                                  progress=lambda done, total: bar.update(task, completed=done, total=total))
+                                  dry_run=dry_run, progress=view.progress, notice=view.notice)
     _print_report(report, test_copy=bool(to))
-    if report.failed or report.deferred:
+    if report.failed or report.deferred or report.bounced or report.paused:
         raise typer.Exit(2 if report.sent else 1)
-
-
-def _progress_bar() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                    console=err, transient=True, disable=not err.is_terminal)
 
 
 def _print_report(report: SendReport, *, test_copy: bool) -> None:
@@ -162,14 +162,26 @@ def _print_report(report: SendReport, *, test_copy: bool) -> None:
     if report.dry_run:
         out.print(f"Dry run: {report.digest} {report.edition_key} with {report.articles} articles would go to "
                   f"{report.sent} subscribers. Nothing was sent.")
+        out.print(summary_line(report))
         return
     out.print(f"{report.digest} {report.edition_key}: {report.articles} articles; sent {report.sent}, "
               f"deferred {report.deferred}, failed {report.failed}"
+              + (f", bounced {report.bounced}" if report.bounced else "")
               + (f", already sent before {report.skipped_already_sent}" if report.skipped_already_sent else "")
               + ".")
+    if report.resumed:
+        out.print(resume_message(report))
+    if report.remaining_at_start:
+        out.print(summary_line(report))
+    if report.paused:
+        out.print(f"Stopped early: {report.paused}. {report.remaining} subscribers still wait for this edition; "
+                  f"run `digest send {report.digest}` again to continue.")
+    elif report.remaining:
+        out.print(f"{report.remaining} deferred subscribers still wait for this edition; the next "
+                  f"`digest send {report.digest}` retries them.")
     if report.sent:
         out.print(f"Messages: {report.destination}")
-    elif not (report.failed or report.deferred):
+    elif not (report.failed or report.deferred or report.bounced or report.paused or report.remaining):
         out.print("Every subscriber already has this edition; nothing new was sent.")
     for problem in report.problems[:20]:
         err.print(f"  {problem}")

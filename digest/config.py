@@ -129,6 +129,27 @@ class DigestConfig(_Strict):
         return self.unsubscribe_mailto or f"unsubscribe@{self.sender.domain}"
 
 
+class Sending(_Strict):
+    """How `digest send` talks to a relay: connections, rate limits, retries. Every key has a sensible default."""
+
+    pool_size: int = Field(default=4, ge=1, le=64)
+    max_messages_per_connection: int = Field(default=1000, ge=1)
+    # Relays' limits: messages per second, and at most `window_messages` in any `window_seconds` (e.g. 10000/3600).
+    per_second: float | None = Field(default=None, gt=0)
+    window_messages: int | None = Field(default=None, ge=1)
+    window_seconds: float = Field(default=3600, gt=0)
+    # Per recipient and run: 4xx, timeouts and dropped connections are retried after retry_delay_seconds, doubling
+    # (with jitter) up to max_retry_delay_seconds, at most max_attempts times; the rest waits for the next run.
+    max_attempts: int = Field(default=5, ge=1)
+    retry_delay_seconds: float = Field(default=2.0, ge=0)
+    max_retry_delay_seconds: float = Field(default=60.0, ge=0)
+    # This many connection failures in a row pause the run instead of burning through the list.
+    max_errors: int = Field(default=10, ge=1)
+    timeout_seconds: float = Field(default=30.0, gt=0)
+    # Subscribers are read from the store this many at a time, so memory stays flat however long the list is.
+    batch_size: int = Field(default=500, ge=1, le=100_000)
+
+
 class Settings(_Strict):
     """The whole file, after the environment has had its say."""
 
@@ -136,6 +157,7 @@ class Settings(_Strict):
     transport: str = DEFAULT_TRANSPORT
     base_url: HttpUrl = Field(default=HttpUrl(DEFAULT_BASE_URL))
     digests: dict[str, DigestConfig] = Field(min_length=1)
+    sending: Sending = Field(default_factory=Sending)
 
     # Where the file lives: relative paths (content/, outbox/, sqlite files) are read from there.
     root: Path = Field(default=Path("."), exclude=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 
@@ -70,3 +71,26 @@ class TransportError(DigestError, ConnectionError):
 
 class NotFound(DigestError, LookupError):
     """A digest, edition or subscriber named on the command line does not exist."""
+
+
+class RecipientRefused(SendError):
+    """The server refused the recipient address itself (its reply to RCPT TO), e.g. `550 5.1.1 no such user`."""
+
+    @property
+    def unknown_user(self) -> bool:
+        """Does the reply say the mailbox does not exist, so that more mail to it is pointless?
+
+        An enhanced status code decides when the server gave one (5.1.x: bad address or mailbox, 5.2.1: mailbox
+        disabled); without one, the classic "no such user" family 550/551/553 does. A 552 (mailbox full) or a
+        policy refusal (5.7.x) is a failure for this edition, not a reason to stop writing to the person.
+        """
+        if self.code is None or not 500 <= self.code < 600:
+            return False
+        enhanced = _ENHANCED.match(str(self).partition(" ")[2])
+        if enhanced:
+            status = enhanced.group(1)
+            return status.startswith("5.1.") or status == "5.2.1"
+        return self.code in (550, 551, 553)
+
+
+_ENHANCED = re.compile(r"([245]\.\d{1,3}\.\d{1,3})\b")

@@ -109,3 +109,12 @@ class SendReport:
     dry_run: bool = False
     destination: str = ""
     problems: list[str] = field(default_factory=list)
+    # The pooled sender's account (issue 5): what a resumed run found, what is left, how long it took.
+    bounced: int = 0
+    remaining_at_start: int = 0   # subscribers still without the edition when this run began
+    in_flight_at_start: int = 0   # of those, being sent when an earlier run stopped (may get a second copy)
+    resumed: bool = False
+    remaining: int = 0            # still without the edition when this run ended (sent by the next `digest send`)
+    paused: str | None = None     # why the run stopped early (e.g. too many connection failures in a row)
+    elapsed: float = 0.0          # seconds spent sending
+    message_bytes: int = 0        # bytes of all messages built (a dry run's measure of the work)

@@ -8,19 +8,22 @@ import tempfile
 from collections.abc import Callable
 from datetime import date, datetime, time
 from pathlib import Path
+from time import monotonic
 from zoneinfo import ZoneInfo
 
 from digest.config import Settings
-from digest.errors import SendError
 from digest.message import MessageTemplate, build_template, recipient_for, unsubscribe_url
 from digest.models import Edition, RenderedEdition, SendReport
 from digest.render import render
 from digest.select import edition_key, select
+from digest.sender import Notice, Sender
+from digest.signing import DKIMSigner, signer_from_env
 from digest.sources import collect
 from digest.store import Store
 from digest.subscribers import normalise_address
 from digest.tokens import resolve_secret
 from digest.transports import Envelope, Transport
+from digest.transports.pool import Job
 
 Progress = Callable[[int, int], None]
 
@@ -98,8 +101,12 @@ def send_test(settings: Settings, store: Store, transport: Transport, name: str,
     template = build_template(render(settings, digest, edition), digest, now=now, subject_prefix="[TEST] ")
     recipient = recipient_for(settings, name, digest, template, resolve_secret(store), subscriber_id=None,
                               email=address, name="")
+    data = template.personalise(recipient)
+    signer = signer_from_env(digest.sender.domain)
+    if signer is not None:
+        data = signer.sign(data)
     with transport:
-        transport.send(Envelope(template.envelope_from, address, template.personalise(recipient), "test"))
+        transport.send(Envelope(template.envelope_from, address, data, "test"))
     report.sent = 1
     report.destination = transport.description
     return report
@@ -107,8 +114,12 @@ def send_test(settings: Settings, store: Store, transport: Transport, name: str,
 
 def send_edition(settings: Settings, store: Store, transport: Transport, name: str, *,
                  as_of: date | datetime | None, now: datetime, dry_run: bool = False,
-                 progress: Progress | None = None) -> SendReport:
-    """Send the edition to every active subscriber who has not had it. Safe to run again: sends nothing twice."""
+                 progress: Progress | None = None, notice: Notice | None = None) -> SendReport:
+    """Send the edition to every active subscriber who has not had it. Safe to run again: sends nothing twice.
+
+    After a crash (even `kill -9`) the next call resumes where the ledger says the last one stopped; see
+    `digest.sender` for why nobody is left out and duplicates stay within the messages that were in flight.
+    """
     digest = settings.digest(name)
     edition = prepare_edition(settings, store, name, as_of=as_of, now=now)
     report = SendReport(digest=name, edition_key=edition.key, articles=len(edition.articles), dry_run=dry_run)
@@ -117,66 +128,81 @@ def send_edition(settings: Settings, store: Store, transport: Transport, name: s
         return report
     # Render before recording anything: a broken template must not leave an edition that looks sent.
     template = build_template(render(settings, digest, edition), digest, now=now)
-    secret = resolve_secret(store)
     batch = f"{name}-{edition.key}"
+    build = message_builder(settings, name, template, resolve_secret(store),
+                            signer_from_env(digest.sender.domain), batch)
 
     if dry_run:
-        audience = [s for s in store.list_subscribers() if s.status == "active"]
-        stored = store.find_edition(name, edition.key)
-        if stored is not None:
-            audience = list(store.pending_deliveries(stored.id))
-        for subscriber in audience:
-            recipient_for(settings, name, digest, template, secret, subscriber_id=subscriber.id,
-                          email=subscriber.email, name=subscriber.name)
-        report.sent = len(audience)
-        report.destination = "nowhere (dry run)"
-        return report
+        return _dry_run(settings, store, name, edition.key, build, report, progress)
 
-    stored, _created = store.create_edition(edition)
-    pending = list(store.pending_deliveries(stored.id))
-    counts = store.delivery_counts(stored.id)
-    report.skipped_already_sent = counts.get("sent", 0)
+    stored, created = store.create_edition(edition)
+    report.skipped_already_sent = store.delivery_counts(stored.id).get("sent", 0)
+    report.remaining_at_start, report.in_flight_at_start = store.pending_count(stored.id)
+    report.resumed = not created and report.remaining_at_start > 0
     report.destination = _destination(transport, batch)
-    if not pending:
+    if report.resumed and notice:
+        notice(resume_message(report))
+    if not report.remaining_at_start:
         return report
-    with transport:
-        for done, subscriber in enumerate(pending, start=1):
-            recipient = recipient_for(settings, name, digest, template, secret, subscriber_id=subscriber.id,
-                                      email=subscriber.email, name=subscriber.name)
-            _deliver(store, transport, template, stored.id, subscriber.id, recipient.email,
-                     template.personalise(recipient), batch, report)
-            if progress:
-                progress(done, len(pending))
+    Sender(store, stored.id, transport, build, settings.sending, progress=progress, notice=notice).run(report)
+    report.remaining = store.pending_count(stored.id)[0]
     return report
 
 
-def _deliver(store: Store, transport: Transport, template: MessageTemplate, edition_id: int, subscriber_id: int,
-             address: str, data: bytes, batch: str, report: SendReport) -> None:
-    # The ledger says "sending" before the attempt and "sent" only after the server took it: a crash in between
-    # leaves "sending", which the next run retries (one possible duplicate, never a lost subscriber).
-    store.mark_delivery(edition_id, subscriber_id, "sending")
-    try:
-        transport.send(Envelope(template.envelope_from, address, data, batch))
-    except SendError as err:
-        state = "deferred" if err.temporary else "failed"
-        store.mark_delivery(edition_id, subscriber_id, state, code=err.code, reason=str(err))
-        if state == "deferred":
-            report.deferred += 1
+def resume_message(report: SendReport) -> str:
+    """What a run that picks up an edition already under way says first."""
+    total = report.remaining_at_start + report.skipped_already_sent
+    text = (f"Resuming {report.digest} {report.edition_key}: {report.remaining_at_start} of {total} "
+            f"subscribers remain")
+    if report.in_flight_at_start:
+        text += (f" ({report.in_flight_at_start} were being sent when the last run stopped and may get a second "
+                 "copy)")
+    return text + "."
+
+
+def message_builder(settings: Settings, name: str, template: MessageTemplate, secret: bytes,
+                    signer: DKIMSigner | None, batch: str) -> Callable[[Job], Envelope]:
+    """Job → envelope with the personalised (and, with a DKIM key, signed) message bytes. Runs in the pool's threads."""
+    digest = settings.digest(name)
+
+    def build(job: Job) -> Envelope:
+        recipient = recipient_for(settings, name, digest, template, secret, subscriber_id=job.subscriber_id,
+                                  email=job.email, name=job.name)
+        data = template.personalise(recipient)
+        if signer is not None:
+            data = signer.sign(data)
+        return Envelope(template.envelope_from, job.email, data, batch)
+
+    return build
+
+
+def _dry_run(settings: Settings, store: Store, name: str, key: str, build: Callable[[Job], Envelope],
+             report: SendReport, progress: Progress | None) -> SendReport:
+    """Build every message that a send would send, a batch of subscribers at a time; connect to nothing."""
+    stored = store.find_edition(name, key)
+    batch_size = settings.sending.batch_size
+    total = store.pending_count(stored.id)[0] if stored is not None else store.active_count()
+    started = monotonic()
+    after = 0
+    while True:
+        if stored is not None:
+            batch = store.pending_batch(stored.id, after_id=after, limit=batch_size)
         else:
-            report.failed += 1
-        report.problems.append(f"{_mask(address)}: {err}")
-        return
-    store.mark_delivery(edition_id, subscriber_id, "sent")
-    report.sent += 1
+            batch = store.active_subscribers_batch(after_id=after, limit=batch_size)
+        for subscriber in batch:
+            report.message_bytes += len(build(Job(subscriber.id, subscriber.email, subscriber.name)).data)
+            report.sent += 1
+        if progress:
+            progress(report.sent, total)
+        if len(batch) < batch_size:
+            break
+        after = batch[-1].id
+    report.elapsed = monotonic() - started
+    report.destination = "nowhere (dry run)"
+    return report
 
 
 def _destination(transport: Transport, batch: str) -> str:
     folder = getattr(transport, "folder", None)
     return str(Path(folder) / batch) if folder is not None else transport.description
-
-
-def _mask(address: str) -> str:
-    """k***@example.org: enough to recognise, not enough to harvest from a log."""
-    local, _, domain = address.partition("@")
-    return f"{local[:1]}***@{domain}"
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -67,6 +67,21 @@ class ImportReport:
     updated: int
     unchanged: int
     merged_duplicates: int
+
+
+@dataclass(frozen=True)
+class LedgerUpdate:
+    """One move of one (edition, subscriber) in the delivery ledger."""
+
+    subscriber_id: int
+    state: str                 # queued | sending | sent | deferred | failed
+    code: int | None = None    # the SMTP reply code, when the server gave one
+    reason: str | None = None  # the server's reply text, or what went wrong
+    attempted: bool = False    # the message was handed to the server (attempts + 1)
+    bounce: bool = False       # the address does not exist: mark the subscriber bounced
+
+    def params(self) -> dict[str, object]:
+        return {"b_id": self.subscriber_id, "b_state": self.state, "b_code": self.code, "b_reason": self.reason}
 
 
 @dataclass(frozen=True)
@@ -239,6 +254,85 @@ class Store:
             conn.execute(deliveries.update().where(deliveries.c.edition_id == edition_id,
                                                    deliveries.c.subscriber_id == subscriber_id).values(**values))
 
+    # -- sending in batches (digest.sender) ------------------------------------------------------------------------
+    def pending_batch(self, edition_id: int, *, after_id: int = 0, limit: int = 500) -> list[Subscriber]:
+        """The next `limit` subscribers (by id, after `after_id`) who have not got the edition yet.
+
+        Keyset pages rather than one big result: memory stays flat however long the list, and rows the sender
+        updates meanwhile cannot shift the pages.
+        """
+        query = (
+            sa.select(subscribers.c.id, subscribers.c.email, subscribers.c.name, subscribers.c.status)
+            .join(deliveries, deliveries.c.subscriber_id == subscribers.c.id)
+            .where(deliveries.c.edition_id == edition_id, deliveries.c.state.in_(PENDING_STATES),
+                   subscribers.c.status == "active", subscribers.c.id > after_id)
+            .order_by(subscribers.c.id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [Subscriber(id=r.id, email=r.email, name=r.name, status=r.status) for r in rows]
+
+    def pending_count(self, edition_id: int) -> tuple[int, int]:
+        """(subscribers still waiting for the edition, of whom were being sent to when a run stopped)."""
+        query = (
+            sa.select(deliveries.c.state, sa.func.count())
+            .join(subscribers, deliveries.c.subscriber_id == subscribers.c.id)
+            .where(deliveries.c.edition_id == edition_id, deliveries.c.state.in_(PENDING_STATES),
+                   subscribers.c.status == "active")
+            .group_by(deliveries.c.state)
+        )
+        with self.engine.connect() as conn:
+            counts = dict(conn.execute(query).all())
+        return sum(counts.values()), counts.get("sending", 0)
+
+    def active_subscribers_batch(self, *, after_id: int = 0, limit: int = 500) -> list[Subscriber]:
+        query = (
+            sa.select(subscribers.c.id, subscribers.c.email, subscribers.c.name, subscribers.c.status)
+            .where(subscribers.c.status == "active", subscribers.c.id > after_id)
+            .order_by(subscribers.c.id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [Subscriber(id=r.id, email=r.email, name=r.name, status=r.status) for r in rows]
+
+    def active_count(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.scalar(sa.select(sa.func.count()).where(subscribers.c.status == "active")) or 0)
+
+    def record_deliveries(self, edition_id: int, updates: Sequence[LedgerUpdate]) -> None:
+        """Apply many ledger moves in one transaction (one commit for a whole group of results)."""
+        if not updates:
+            return
+        now = _now()
+        target = (deliveries.c.edition_id == edition_id) & (deliveries.c.subscriber_id == sa.bindparam("b_id"))
+        values = {"state": sa.bindparam("b_state"), "code": sa.bindparam("b_code"),
+                  "reason": sa.bindparam("b_reason"), "updated_at": now}
+        plain = [u.params() for u in updates if not u.attempted]
+        attempted = [u.params() for u in updates if u.attempted]
+        bounced = [{"b_id": u.subscriber_id} for u in updates if u.bounce]
+        with self.engine.begin() as conn:
+            if plain:
+                conn.execute(deliveries.update().where(target).values(**values), plain)
+            if attempted:
+                conn.execute(deliveries.update().where(target).values(**values,
+                                                                      attempts=deliveries.c.attempts + 1), attempted)
+            if bounced:
+                # Suppressed from every later edition; this edition's ledger row says why (code and text).
+                conn.execute(subscribers.update().where(subscribers.c.id == sa.bindparam("b_id"))
+                             .values(status="bounced"), bounced)
+
+    def sent_times_since(self, since: datetime) -> list[datetime]:
+        """When each message of any edition went out since `since`: a relay's hourly limit counts them all."""
+        with self.engine.connect() as conn:
+            rows = conn.scalars(
+                sa.select(deliveries.c.updated_at)
+                .where(deliveries.c.state == "sent", deliveries.c.updated_at >= _utc(since))
+                .order_by(deliveries.c.updated_at)
+            ).all()
+        return [_aware(value) for value in rows]
+
     def delivery_counts(self, edition_id: int) -> dict[str, int]:
         with self.engine.connect() as conn:
             rows = conn.execute(
@@ -269,5 +363,8 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     # WAL lets a reader (status, preview) work while a send writes; busy_timeout makes writers wait, not fail.
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=10000")
+    # In WAL mode NORMAL still survives a killed process (the OS has the pages); only a power cut may lose the
+    # last commits, and for the ledger that means a resend, never a lost subscriber. FULL would fsync per commit.
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()

@@ -38,7 +38,11 @@ class Transport(Protocol):
 
 
 def transport_from_url(url: str, *, root: Path, environ: Mapping[str, str] | None = None) -> Transport:
-    """`outbox:DIR` (relative to the config's folder) or `smtp://[user@]host[:port]`."""
+    """`outbox:DIR` (relative to the config's folder) or `smtp://[user@]host[:port]`.
+
+    `smtp://` uses STARTTLS when the server offers it, `smtp+starttls://` insists on it, `smtps://` is implicit TLS.
+    Certificates are always checked, unless the URL ends in `?verify=false` (a relay on a private network only).
+    """
     env = os.environ if environ is None else environ
     scheme, _, rest = url.partition(":")
     if scheme == "outbox":
@@ -65,5 +69,23 @@ def transport_from_url(url: str, *, root: Path, environ: Mapping[str, str] | Non
             password=password if parts.username else None,
             implicit_tls=scheme == "smtps",
             require_starttls=scheme == "smtp+starttls",
+            verify=_verify_option(url, parts.query),
         )
     raise ConfigError(f"unknown transport {url!r} (use outbox:DIR or smtp://user@host:587)", key="transport")
+
+
+def _verify_option(url: str, query: str) -> bool:
+    """The one query option an SMTP URL takes: `verify=false` switches certificate checks off, explicitly."""
+    from urllib.parse import parse_qsl
+
+    try:
+        options = dict(parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)))
+    except ValueError:
+        options = {"": query}
+    unknown = sorted(set(options) - {"verify"})
+    if unknown:
+        raise ConfigError(f"{url!r}: unknown option {unknown[0]!r} (the only one is ?verify=false)", key="transport")
+    value = options.get("verify", "true").lower()
+    if value not in {"true", "false"}:
+        raise ConfigError(f"{url!r}: verify must be true or false, not {value!r}", key="transport")
+    return value == "true"

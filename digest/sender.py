@@ -1,0 +1,317 @@
+"""Send one edition to everyone still waiting for it: pooled connections, rate limits, retries, a crash-safe ledger.
+
+The main thread is the only one that talks to the store. It hands one job at a time to each idle connection and
+collects the results; before a connection gets its next job, the outcome of its previous one is committed, in one
+transaction with every other result that arrived meanwhile (group commit). So when the process dies, even by
+`kill -9`, the only messages the ledger does not know the fate of are the ones in flight, at most one per
+connection: the next run sends those again (a duplicate is possible, at most `pool_size` of them) and nothing else
+twice, and nobody is ever left out, because a row leaves the pending states only after the server said 250.
+
+Ledger moves: queued → sending (handed to a connection) → sent | deferred (4xx, timeout, dropped connection;
+retried with backoff on another connection, and left for the next run after `max_attempts`) | failed (5xx, with
+code and text; "no such user" also marks the subscriber bounced). A connection that cannot be opened puts its job
+back to queued untried.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import queue
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from digest.config import Sending
+from digest.models import SendReport
+from digest.ratelimit import RateLimiter
+from digest.store import LedgerUpdate, Store
+from digest.transports import Envelope, Transport
+from digest.transports.pool import ConnectionPool, Job, Result
+
+Progress = Callable[[int, int], None]
+Notice = Callable[[str], None]
+
+@dataclass
+class _Tally:
+    done: int = 0
+    consecutive_failures: int = 0
+    last_failure: str = ""
+    problems: list[str] = field(default_factory=list)
+
+
+def backoff(attempt: int, config: Sending, rng: random.Random) -> float:
+    """Exponential backoff with jitter: base · 2^(attempt-1), capped, then scaled by 0.5–1.5 so retries spread."""
+    delay = min(config.max_retry_delay_seconds, config.retry_delay_seconds * 2 ** max(0, attempt - 1))
+    return delay * rng.uniform(0.5, 1.5)
+
+
+def mask(address: str) -> str:
+    """k***@example.org: enough to recognise, not enough to harvest from a log."""
+    local, _, domain = address.partition("@")
+    return f"{local[:1]}***@{domain}"
+
+
+class Sender:
+    """One run over one edition's pending deliveries. Use `run(report)` once."""
+
+    def __init__(self, store: Store, edition_id: int, transport: Transport, build: Callable[[Job], Envelope],
+                 config: Sending, *, progress: Progress | None = None, notice: Notice | None = None,
+                 clock: Callable[[], float] = time.monotonic, rng: random.Random | None = None) -> None:
+        self.store = store
+        self.edition_id = edition_id
+        self.transport = transport
+        self.build = build
+        self.config = config
+        self.progress = progress or (lambda done, total: None)
+        self.notice = notice or (lambda text: None)
+        self.clock = clock
+        self.rng = rng or random.Random()
+        clone = getattr(transport, "clone", None)
+        # A transport that can open more connections gets a pool; a folder of files needs only one writer.
+        self.pool_size = config.pool_size if clone is not None else 1
+        self._connect: Callable[[], Transport] = (
+            (lambda: clone(timeout=config.timeout_seconds)) if clone is not None else (lambda: transport))
+
+    def run(self, report: SendReport) -> SendReport:
+        total = report.remaining_at_start
+        if total == 0:
+            return report
+        config = self.config
+        limiter = self._limiter()
+        fresh = self._fresh_jobs()
+        retries: list[tuple[float, int, Job]] = []  # (due, tie-breaker, job)
+        order = itertools.count()
+        idle: dict[int, float] = dict.fromkeys(range(self.pool_size), 0.0)  # worker → ready at
+        rest: dict[int, int] = dict.fromkeys(range(self.pool_size), 0)  # worker → connection failures in a row
+        busy: dict[int, Job] = {}
+        writes: list[LedgerUpdate] = []
+        tally = _Tally()
+        stopping = False
+        announced_wait: str | None = None
+        started = self.clock()
+
+        pool = ConnectionPool(self._connect, size=self.pool_size, build=self.build,
+                              max_messages_per_connection=config.max_messages_per_connection)
+        with pool:
+            while True:
+                now = self.clock()
+                handed: list[tuple[int, Job]] = []
+                limited_until: float | None = None
+                if not stopping:
+                    for worker in sorted(w for w, ready in idle.items() if ready <= now):
+                        job = self._next_job(worker, now, retries, fresh)
+                        if job is None:
+                            break
+                        wait = limiter.wait(now)
+                        if wait is not None:
+                            self._put_back(job, now, retries, order, fresh)
+                            limited_until = now + wait.seconds
+                            if wait.seconds >= 1 and announced_wait != wait.limit:
+                                announced_wait = wait.limit
+                                until = (datetime.now(UTC) + timedelta(seconds=wait.seconds)).astimezone()
+                                self.notice(f"Rate limit of {wait.limit} reached: waiting "
+                                            f"{_human(wait.seconds)} (until {until:%H:%M:%S}).")
+                            break
+                        announced_wait = None
+                        limiter.take(now)
+                        del idle[worker]
+                        busy[worker] = job
+                        handed.append((worker, job))
+                        writes.append(LedgerUpdate(job.subscriber_id, "sending"))
+                # One commit for every result that came in and every job about to go out.
+                self.store.record_deliveries(self.edition_id, writes)
+                writes = []
+                for worker, job in handed:
+                    pool.submit(worker, job)
+
+                work_left = bool(retries) or not fresh.exhausted
+                if not busy and (stopping or not work_left):
+                    break
+                wake_at = self._wake_at(now, idle, retries, work_left, limited_until)
+                if not busy and not handed and retries and retries[0][0] - now >= 1 and announced_wait != "retry":
+                    announced_wait = "retry"
+                    self.notice(f"Waiting {_human(retries[0][0] - now)} to retry {len(retries)} deferred "
+                                f"{'message' if len(retries) == 1 else 'messages'}.")
+                try:
+                    results = self._collect(pool, busy, wake_at)
+                except KeyboardInterrupt:
+                    if stopping:
+                        raise
+                    stopping = True
+                    report.paused = "interrupted"
+                    self.notice(f"Stopping: waiting for {len(busy)} messages in flight; the rest stays queued.")
+                    continue
+                for result in results:
+                    now = self.clock()
+                    busy.pop(result.worker)
+                    idle[result.worker] = now
+                    if result.error is not None:
+                        self.store.record_deliveries(self.edition_id, writes)
+                        raise result.error
+                    writes.append(self._settle(result, now, retries, order, report, tally, config))
+                    if result.connection_failure:
+                        rest[result.worker] += 1
+                        tally.consecutive_failures += 1
+                        tally.last_failure = result.reason or ""
+                        # This connection rests before its next try; the others carry on.
+                        idle[result.worker] = now + backoff(rest[result.worker], config, self.rng)
+                    else:
+                        rest[result.worker] = 0
+                        tally.consecutive_failures = 0
+                self.progress(tally.done, total)
+                if not stopping and tally.consecutive_failures >= config.max_errors:
+                    stopping = True
+                    report.paused = (f"paused after {tally.consecutive_failures} connection failures in a row "
+                                     f"(last: {tally.last_failure})")
+                    self.notice(f"Pausing: {tally.consecutive_failures} connection failures in a row "
+                                f"(last: {tally.last_failure}).")
+            self.store.record_deliveries(self.edition_id, writes)
+        report.elapsed = self.clock() - started
+        report.problems.extend(tally.problems)
+        return report
+
+    # -- choosing the next job -----------------------------------------------------------------------------------
+    def _next_job(self, worker: int, now: float, retries: list[tuple[float, int, Job]],
+                  fresh: _FreshJobs) -> Job | None:
+        """The earliest due retry, unless this very connection was the one that deferred it; else a new one.
+
+        A deferred message should go on another connection; when there is nothing else for this one to do, it
+        takes the retry all the same rather than sit idle.
+        """
+        if retries and retries[0][0] <= now:
+            if retries[0][2].avoid_worker != worker or self.pool_size == 1:
+                return heapq.heappop(retries)[2]
+            job = fresh.next()
+            return job if job is not None else heapq.heappop(retries)[2]
+        return fresh.next()
+
+    @staticmethod
+    def _wake_at(now: float, idle: dict[int, float], retries: list[tuple[float, int, Job]], work_left: bool,
+                 limited_until: float | None) -> float | None:
+        """When the dispatcher has something to do even if no result comes in (None: only a result wakes it)."""
+        moments = [] if limited_until is None else [limited_until]
+        if idle and retries and retries[0][0] > now:
+            moments.append(retries[0][0])
+        resting = [ready for ready in idle.values() if ready > now]
+        if resting and work_left:
+            moments.append(min(resting))
+        return min(moments) if moments else None
+
+    @staticmethod
+    def _put_back(job: Job, now: float, retries: list[tuple[float, int, Job]], order: Iterator[int],
+                  fresh: _FreshJobs) -> None:
+        if job.attempt > 1 or job.avoid_worker is not None:
+            heapq.heappush(retries, (now, next(order), job))
+        else:
+            fresh.push_front(job)
+
+    # -- what a result means ---------------------------------------------------------------------------------------
+    def _settle(self, result: Result, now: float, retries: list[tuple[float, int, Job]], order: Iterator[int],
+                report: SendReport, tally: _Tally, config: Sending) -> LedgerUpdate:
+        job = result.job
+        subscriber = job.subscriber_id
+        if result.state == "sent":
+            report.sent += 1
+            tally.done += 1
+            return LedgerUpdate(subscriber, "sent", attempted=True)
+        if result.state == "unsent":
+            # Never reached a server: not an attempt. Another connection takes it now; this one rests.
+            heapq.heappush(retries, (now, next(order), Job(job.subscriber_id, job.email, job.name, job.attempt,
+                                                           avoid_worker=result.worker)))
+            return LedgerUpdate(subscriber, "queued", reason=result.reason)
+        if result.state == "deferred":
+            if job.attempt < config.max_attempts:
+                due = now + backoff(job.attempt, config, self.rng)
+                heapq.heappush(retries, (due, next(order), Job(job.subscriber_id, job.email, job.name,
+                                                               job.attempt + 1, avoid_worker=result.worker)))
+            else:
+                report.deferred += 1
+                tally.done += 1
+                tally.problems.append(f"{mask(job.email)}: deferred after {job.attempt} attempts: {result.reason}")
+            return LedgerUpdate(subscriber, "deferred", code=result.code, reason=result.reason, attempted=True)
+        tally.done += 1
+        if result.state == "bounced":
+            report.bounced += 1
+            tally.problems.append(f"{mask(job.email)}: bounced, no more mail to this address: {result.reason}")
+        else:
+            report.failed += 1
+            tally.problems.append(f"{mask(job.email)}: failed: {result.reason}")
+        return LedgerUpdate(subscriber, "failed", code=result.code, reason=result.reason, attempted=True,
+                            bounce=result.state == "bounced")
+
+    def _collect(self, pool: ConnectionPool, busy: dict[int, Job], wake_at: float | None) -> list[Result]:
+        """Wait for at least one result (or until `wake_at`), then take every other one already there."""
+        results: list[Result] = []
+        if busy or wake_at is not None:
+            timeout = None if wake_at is None else max(0.0, wake_at - self.clock())
+            try:
+                results.append(pool.results.get(timeout=timeout))
+            except queue.Empty:
+                return results
+        while True:
+            try:
+                results.append(pool.results.get_nowait())
+            except queue.Empty:
+                return results
+
+    def _limiter(self) -> RateLimiter:
+        config = self.config
+        history: list[float] = []
+        if config.window_messages:
+            # The relay counts what earlier runs sent within the window too.
+            now_wall, now_mono = datetime.now(UTC), self.clock()
+            since = now_wall - timedelta(seconds=config.window_seconds)
+            history = [now_mono - (now_wall - sent).total_seconds() for sent in self.store.sent_times_since(since)]
+        return RateLimiter(per_second=config.per_second, window_messages=config.window_messages,
+                           window_seconds=config.window_seconds, history=history)
+
+    def _fresh_jobs(self) -> _FreshJobs:
+        return _FreshJobs(self.store, self.edition_id, self.config.batch_size)
+
+
+class _FreshJobs:
+    """Subscribers not yet tried in this run, read from the store a batch at a time."""
+
+    def __init__(self, store: Store, edition_id: int, batch_size: int) -> None:
+        self._store = store
+        self._edition_id = edition_id
+        self._batch_size = batch_size
+        self._buffer: deque[Job] = deque()
+        self._after = 0
+        self._more = True
+
+    @property
+    def exhausted(self) -> bool:
+        if not self._buffer and self._more:
+            self._fill()
+        return not self._buffer
+
+    def next(self) -> Job | None:
+        if not self._buffer and self._more:
+            self._fill()
+        return self._buffer.popleft() if self._buffer else None
+
+    def push_front(self, job: Job) -> None:
+        self._buffer.appendleft(job)
+
+    def _fill(self) -> None:
+        batch = self._store.pending_batch(self._edition_id, after_id=self._after, limit=self._batch_size)
+        self._more = len(batch) == self._batch_size
+        if batch:
+            self._after = batch[-1].id
+        self._buffer.extend(Job(s.id, s.email, s.name) for s in batch)
+
+
+def _human(seconds: float) -> str:
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
