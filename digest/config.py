@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -58,7 +59,7 @@ class Sender(_Strict):
     from_: Address = Field(alias="from")
     reply_to: Address | None = None
 
-    @property
+    @cached_property  # the sender asks once per message; parsing the address each time showed in profiles
     def domain(self) -> str:
         from email.utils import parseaddr
 

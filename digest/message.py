@@ -16,6 +16,7 @@ from email import policy
 from email.message import EmailMessage, MIMEPart
 from email.quoprimime import body_encode
 from email.utils import format_datetime, formataddr, make_msgid, parseaddr
+from functools import cached_property
 
 from digest.config import DigestConfig, Settings
 from digest.models import Recipient, RenderedEdition
@@ -27,7 +28,14 @@ _ENCODED_PLACEHOLDER = re.compile(rb"@@([a-z]_[a-z_]+)@@")
 _SOFT_BREAK = "=\r\n"
 
 
+_QP_SAFE_LINE = re.compile(r"[!-<>-~](?:[ !-<>-~]{0,74}[!-<>-~])?")
+
+
 def _qp(text: str) -> str:
+    # A short line of printable ASCII without "=" (most addresses, names and links) is its own encoding; this
+    # runs several times per recipient, so skip the encoder when it would change nothing.
+    if _QP_SAFE_LINE.fullmatch(text):
+        return text
     # quoprimime works on "one char per byte" strings: hand it the UTF-8 bytes spelled as latin-1.
     return body_encode(text.encode("utf-8").decode("latin-1"), maxlinelen=76, eol="\r\n")
 
@@ -67,6 +75,37 @@ class MessageTemplate:
         head = _recipient_headers(recipient)
         body = b"".join(piece if i % 2 == 0 else values[piece] for i, piece in enumerate(self.pieces))
         return head + body
+
+    def personalise_for_smtp(self, recipient: Recipient) -> tuple[bytes, bytes]:
+        """The message, and the same as SMTP sends it after DATA: every line that starts with a dot gets a second
+        one (RFC 5321 4.5.2), and it ends with CRLF (the final "." is the transport's).
+
+        The literal pieces were stuffed once per edition, so a send need not scan the whole message again; only
+        the short per-recipient values are stuffed here. Each value starts a line (a soft line break precedes it).
+        """
+        values = _values(recipient)
+        head = _recipient_headers(recipient)
+        message = head + b"".join(piece if i % 2 == 0 else values[piece] for i, piece in enumerate(self.pieces))
+        stuffed = {name: _dot_stuffed(value) for name, value in values.items()}
+        wire = head + b"".join(piece if i % 2 == 0 else stuffed[piece] for i, piece in enumerate(self._wire_pieces))
+        return message, wire
+
+    @cached_property
+    def _wire_pieces(self) -> tuple[bytes, ...]:
+        pieces = list(self.pieces)
+        for i in range(0, len(pieces), 2):
+            # Only dots after a line break: each piece but the first begins in the middle of a line.
+            pieces[i] = pieces[i].replace(b"\r\n.", b"\r\n..")
+        if not pieces[-1].endswith(b"\r\n"):
+            pieces[-1] += b"\r\n"
+        return tuple(pieces)
+
+
+def _dot_stuffed(line_start: bytes) -> bytes:
+    if b"." not in line_start:
+        return line_start
+    line_start = line_start.replace(b"\r\n.", b"\r\n..")
+    return b"." + line_start if line_start.startswith(b".") else line_start
 
 
 def _values(recipient: Recipient) -> dict[bytes, bytes]:

@@ -24,6 +24,7 @@ from digest.subscribers import normalise_address
 from digest.tokens import resolve_secret
 from digest.transports import Envelope, Transport
 from digest.transports.pool import Job
+from digest.transports.smtp import SMTPTransport
 
 Progress = Callable[[int, int], None]
 
@@ -129,8 +130,8 @@ def send_edition(settings: Settings, store: Store, transport: Transport, name: s
     # Render before recording anything: a broken template must not leave an edition that looks sent.
     template = build_template(render(settings, digest, edition), digest, now=now)
     batch = f"{name}-{edition.key}"
-    build = message_builder(settings, name, template, resolve_secret(store),
-                            signer_from_env(digest.sender.domain), batch)
+    build = message_builder(settings, name, template, resolve_secret(store), signer_from_env(digest.sender.domain),
+                            batch, for_smtp=isinstance(transport, SMTPTransport) and not dry_run)
 
     if dry_run:
         return _dry_run(settings, store, name, edition.key, build, report, progress)
@@ -161,17 +162,28 @@ def resume_message(report: SendReport) -> str:
 
 
 def message_builder(settings: Settings, name: str, template: MessageTemplate, secret: bytes,
-                    signer: DKIMSigner | None, batch: str) -> Callable[[Job], Envelope]:
-    """Job → envelope with the personalised (and, with a DKIM key, signed) message bytes. Runs in the pool's threads."""
+                    signer: DKIMSigner | None, batch: str, *, for_smtp: bool = False) -> Callable[[Job], Envelope]:
+    """Job → envelope with the personalised (and, with a DKIM key, signed) message. Runs in the pool's threads.
+
+    `for_smtp` also gives the envelope its wire form, dot-stuffed from pieces stuffed once per edition.
+    """
     digest = settings.digest(name)
 
     def build(job: Job) -> Envelope:
         recipient = recipient_for(settings, name, digest, template, secret, subscriber_id=job.subscriber_id,
                                   email=job.email, name=job.name)
-        data = template.personalise(recipient)
+        wire = None
+        if for_smtp:
+            data, wire = template.personalise_for_smtp(recipient)
+        else:
+            data = template.personalise(recipient)
         if signer is not None:
-            data = signer.sign(data)
-        return Envelope(template.envelope_from, job.email, data, batch)
+            # The signature covers the message as the receiver reads it, i.e. before dot-stuffing; the header
+            # itself has no line that starts with a dot.
+            header = signer.signature(data)
+            data = header + data
+            wire = None if wire is None else header + wire
+        return Envelope(template.envelope_from, job.email, data, batch, wire)
 
     return build
 

@@ -96,7 +96,8 @@ class Sender:
 
         pool = ConnectionPool(self._connect, size=self.pool_size, build=self.build,
                               max_messages_per_connection=config.max_messages_per_connection)
-        with pool:
+        commits = 0
+        with self.store.ledger(self.edition_id) as ledger, pool:
             while True:
                 now = self.clock()
                 handed: list[tuple[int, Job]] = []
@@ -122,11 +123,16 @@ class Sender:
                         busy[worker] = job
                         handed.append((worker, job))
                         writes.append(LedgerUpdate(job.subscriber_id, "sending"))
-                # One commit for every result that came in and every job about to go out.
-                self.store.record_deliveries(self.edition_id, writes)
-                writes = []
-                for worker, job in handed:
-                    pool.submit(worker, job)
+                if writes:
+                    # One commit for every result that came in and every job about to go out. The jobs go out
+                    # first: a connection prepares and transmits its message meanwhile, and sends the final dot
+                    # only after this commit, which records how its previous message fared.
+                    commits += 1
+                    for worker, job in handed:
+                        pool.submit(worker, job, commits)
+                    ledger.record(writes)
+                    pool.clock.advance(commits)
+                    writes = []
 
                 work_left = bool(retries) or not fresh.exhausted
                 if not busy and (stopping or not work_left):
@@ -150,7 +156,7 @@ class Sender:
                     busy.pop(result.worker)
                     idle[result.worker] = now
                     if result.error is not None:
-                        self.store.record_deliveries(self.edition_id, writes)
+                        ledger.record(writes)
                         raise result.error
                     writes.append(self._settle(result, now, retries, order, report, tally, config))
                     if result.connection_failure:
@@ -169,7 +175,7 @@ class Sender:
                                      f"(last: {tally.last_failure})")
                     self.notice(f"Pausing: {tally.consecutive_failures} connection failures in a row "
                                 f"(last: {tally.last_failure}).")
-            self.store.record_deliveries(self.edition_id, writes)
+            ledger.record(writes)
         report.elapsed = self.clock() - started
         report.problems.extend(tally.problems)
         return report

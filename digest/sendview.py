@@ -24,7 +24,7 @@ class RateColumn(ProgressColumn):
     """Messages per second, as Rich measures it over the last half minute."""
 
     def render(self, task: Task) -> Text:
-        return Text("" if task.speed is None else f"{task.speed:,.0f}/s".replace(",", " "))
+        return Text("" if task.speed is None else f"{_thousands(task.speed)}/s")
 
 
 class SendView:
@@ -73,7 +73,11 @@ def summary_line(report: SendReport) -> str:
     rate = report.sent / report.elapsed if report.elapsed > 0 else 0.0
     verb = "built" if report.dry_run else "sent"
     size = f", {report.message_bytes / 1e6:.1f} MB" if report.dry_run else ""
-    return f"Time {_duration(report.elapsed)}, {rate:,.0f} messages/s {verb}{size}.".replace(",", " ")
+    return f"Time {_duration(report.elapsed)}, {_thousands(rate)} messages/s {verb}{size}."
+
+
+def _thousands(value: float) -> str:
+    return f"{value:,.0f}".replace(",", " ")
 
 
 def _duration(seconds: float) -> str:

@@ -55,6 +55,10 @@ class DKIMSigner:
 
     def sign(self, message: bytes, *, now: float | None = None) -> bytes:
         """The message with a DKIM-Signature header in front."""
+        return self.signature(message, now=now) + message
+
+    def signature(self, message: bytes, *, now: float | None = None) -> bytes:
+        """The DKIM-Signature header line (folded, ending in CRLF) for the message."""
         head, separator, body = message.partition(b"\r\n\r\n")
         if not separator:
             head, body = message, b""
@@ -86,7 +90,7 @@ class DKIMSigner:
         signature = self.key.sign(digest.digest(), padding.PKCS1v15(), Prehashed(hashes.SHA256()))
         fields[-1] = (b"b", base64.b64encode(signature))
         value = dkim.fold(b"; ".join(b"=".join(f) for f in fields) + b"\r\n", namelen=len(_HEADER_NAME))
-        return _HEADER_NAME + b": " + value + message
+        return _HEADER_NAME + b": " + value
 
 
 def signer_from_env(default_domain: str, environ: Mapping[str, str] | None = None) -> DKIMSigner | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -303,25 +304,14 @@ class Store:
 
     def record_deliveries(self, edition_id: int, updates: Sequence[LedgerUpdate]) -> None:
         """Apply many ledger moves in one transaction (one commit for a whole group of results)."""
-        if not updates:
-            return
-        now = _now()
-        target = (deliveries.c.edition_id == edition_id) & (deliveries.c.subscriber_id == sa.bindparam("b_id"))
-        values = {"state": sa.bindparam("b_state"), "code": sa.bindparam("b_code"),
-                  "reason": sa.bindparam("b_reason"), "updated_at": now}
-        plain = [u.params() for u in updates if not u.attempted]
-        attempted = [u.params() for u in updates if u.attempted]
-        bounced = [{"b_id": u.subscriber_id} for u in updates if u.bounce]
-        with self.engine.begin() as conn:
-            if plain:
-                conn.execute(deliveries.update().where(target).values(**values), plain)
-            if attempted:
-                conn.execute(deliveries.update().where(target).values(**values,
-                                                                      attempts=deliveries.c.attempts + 1), attempted)
-            if bounced:
-                # Suppressed from every later edition; this edition's ledger row says why (code and text).
-                conn.execute(subscribers.update().where(subscribers.c.id == sa.bindparam("b_id"))
-                             .values(status="bounced"), bounced)
+        with self.ledger(edition_id) as ledger:
+            ledger.record(updates)
+
+    @contextmanager
+    def ledger(self, edition_id: int) -> Iterator[Ledger]:
+        """One connection held for a send's many small commits (checking one out per commit costs more)."""
+        with self.engine.connect() as conn:
+            yield Ledger(conn, edition_id)
 
     def sent_times_since(self, since: datetime) -> list[datetime]:
         """When each message of any edition went out since `since`: a relay's hourly limit counts them all."""
@@ -340,6 +330,42 @@ class Store:
                 .group_by(deliveries.c.state)
             ).all()
         return {state: count for state, count in rows}
+
+
+# Built once: the sender applies these thousands of times a minute, and building a statement costs more than running it.
+_LEDGER_MOVE = (
+    deliveries.update()
+    .where(deliveries.c.edition_id == sa.bindparam("b_edition"), deliveries.c.subscriber_id == sa.bindparam("b_id"))
+    .values(state=sa.bindparam("b_state"), code=sa.bindparam("b_code"), reason=sa.bindparam("b_reason"),
+            attempts=deliveries.c.attempts + sa.bindparam("b_tries"),
+            updated_at=sa.bindparam("b_now", type_=sa.DateTime(timezone=True)))
+)
+_MARK_BOUNCED = subscribers.update().where(subscribers.c.id == sa.bindparam("b_id")).values(status="bounced")
+
+
+class Ledger:
+    """Writes ledger moves for one edition over one held connection; each `record` is one transaction."""
+
+    def __init__(self, conn: sa.Connection, edition_id: int) -> None:
+        self._conn = conn
+        self._edition_id = edition_id
+
+    def record(self, updates: Sequence[LedgerUpdate]) -> None:
+        if not updates:
+            return
+        now = _now()
+        rows = [{"b_edition": self._edition_id, "b_id": u.subscriber_id, "b_state": u.state, "b_code": u.code,
+                 "b_reason": u.reason, "b_tries": int(u.attempted), "b_now": now} for u in updates]
+        bounced = [{"b_id": u.subscriber_id} for u in updates if u.bounce]
+        try:
+            self._conn.execute(_LEDGER_MOVE, rows)
+            if bounced:
+                # Suppressed from every later edition; this edition's ledger row says why (code and text).
+                self._conn.execute(_MARK_BOUNCED, bounced)
+            self._conn.commit()
+        except BaseException:
+            self._conn.rollback()
+            raise
 
 
 def _stored_edition(row: sa.Row) -> StoredEdition:

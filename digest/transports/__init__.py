@@ -20,6 +20,9 @@ class Envelope:
     recipient: str
     data: bytes
     batch: str  # e.g. "kultur-2019-07-01", or "test" for a test copy
+    # `data` as SMTP sends it after DATA (dot-stuffed, CRLF, without the final dot), when the builder had it for
+    # less than the transport would pay to make it; an SMTP transport uses it instead of `data`.
+    wire: bytes | None = None
 
 
 class Transport(Protocol):

@@ -14,6 +14,7 @@ import re
 import smtplib
 import socket
 import ssl
+from collections.abc import Callable
 from functools import cache
 
 from digest.errors import RecipientRefused, SendError, TransportError
@@ -38,14 +39,14 @@ def tls_context(verify: bool = True) -> ssl.SSLContext:
 
 
 def wire_data(data: bytes) -> bytes:
-    """The message as it goes over the wire after DATA: CRLF lines, leading dots doubled, ending in CRLF.CRLF."""
+    """The message as it goes over the wire after DATA, up to the final dot: CRLF lines, leading dots doubled."""
     if data.count(b"\n") != data.count(b"\r\n"):
         data = _BARE_LF.sub(b"\r\n", data)
     if b"\r\n." in data:
         data = data.replace(b"\r\n.", b"\r\n..")
     if data.startswith(b"."):
         data = b"." + data
-    return data + (b".\r\n" if data.endswith(b"\r\n") else b"\r\n.\r\n")
+    return data if data.endswith(b"\r\n") else data + b"\r\n"
 
 
 class SMTPTransport:
@@ -120,6 +121,9 @@ class SMTPTransport:
         except (smtplib.SMTPException, OSError) as err:
             _close_quietly(client)
             raise TransportError(f"cannot connect to {self.description}: {err or type(err).__name__}") from None
+        with contextlib.suppress(OSError):
+            # The final dot may go out as a write of its own (see `send`); Nagle would hold it back for an ACK.
+            client.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._pipelining = client.has_extn("pipelining")
         self._smtputf8 = client.has_extn("smtputf8")
         self._client = client
@@ -131,11 +135,13 @@ class SMTPTransport:
                 self._client.quit()
             self._drop()
 
-    def send(self, envelope: Envelope) -> None:
+    def send(self, envelope: Envelope, *, gate: Callable[[], None] | None = None) -> None:
         """Deliver one message, or raise SendError with the server's code (None when the connection failed).
 
         RecipientRefused is the server refusing the address itself. A dropped or timed-out connection is closed
-        here, so the next send reconnects.
+        here, so the next send reconnects. `gate`, if given, is called before the final dot, the moment the server
+        takes responsibility for the message: the sender uses it to wait until the ledger has recorded the previous
+        message's fate. If it raises, the connection is dropped and the server discards the unfinished message.
         """
         self.open()
         client = self._client
@@ -150,29 +156,38 @@ class SMTPTransport:
         try:
             if self._pipelining:
                 client.send(b"".join(line for _, line in commands))
-            refusal: tuple[str, int, str] | None = None
+            refusal: tuple[str, int, bytes] | None = None
             for verb, line in commands:
                 if not self._pipelining:
                     if refusal is not None:
                         break
                     client.send(line)
                 code, reply = client.getreply()
-                text = _text(reply)
                 if code == 421:
-                    raise self._closing(envelope, code, text)
+                    raise self._closing(envelope, code, _text(reply))
                 accepted = code == 354 if verb == "DATA" else code in (250, 251)
                 if not accepted and refusal is None:
-                    refusal = (verb, code, text)
+                    refusal = (verb, code, reply)
                 elif verb == "DATA" and accepted and refusal is not None:
                     # A server that takes DATA after refusing every recipient gets an empty message, then RSET.
                     client.send(b".\r\n")
                     client.getreply()
             if refusal is not None:
                 self._reset()
-                verb, code, text = refusal
+                verb, code, reply = refusal
                 error = RecipientRefused if verb == "RCPT" else SendError
-                raise error(f"{code} {text}", recipient=envelope.recipient, code=code)
-            client.send(wire_data(envelope.data))
+                raise error(f"{code} {_text(reply)}", recipient=envelope.recipient, code=code)
+            wire = envelope.wire if envelope.wire is not None else wire_data(envelope.data)
+            if gate is None:
+                client.send(wire + b".\r\n")
+            else:
+                client.send(wire)
+                try:
+                    gate()
+                except BaseException:
+                    self._drop()
+                    raise
+                client.send(b".\r\n")
             code, reply = client.getreply()
         except (smtplib.SMTPServerDisconnected, smtplib.SMTPResponseException, OSError) as err:
             self._drop()
