@@ -219,7 +219,10 @@ def subscribers_list() -> None:
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
+        # Without standalone mode click hands back typer.Exit's code instead of exiting with it.
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except DigestError as error:
         err.print(f"error: {error}", markup=False, highlight=False)
         sys.exit(1)

@@ -13,6 +13,7 @@ class Wait:
 
     seconds: float
     limit: str
+    window: bool = False  # the sliding window, not the per-second pace
 
 
 class RateLimiter:
@@ -38,7 +39,8 @@ class RateLimiter:
         if self._window is not None and len(self._window) == self.window_messages:
             free_at = self._window[0] + self.window_seconds
             if free_at > now:
-                return Wait(free_at - now, f"{self.window_messages} messages per {_duration(self.window_seconds)}")
+                return Wait(free_at - now, f"{self.window_messages} messages per {_duration(self.window_seconds)}",
+                            window=True)
         if self._next_slot > now:
             return Wait(self._next_slot - now, f"{self.per_second:g} messages per second")
         return None

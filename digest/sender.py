@@ -19,6 +19,7 @@ import heapq
 import itertools
 import queue
 import random
+import re
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -53,6 +54,14 @@ def mask(address: str) -> str:
     """k***@example.org: enough to recognise, not enough to harvest from a log."""
     local, _, domain = address.partition("@")
     return f"{local[:1]}***@{domain}"
+
+
+_ADDRESS = re.compile(r"([^\s<>@:;,\"']+)@([A-Za-z0-9.-]+)")
+
+
+def mask_addresses(text: str) -> str:
+    """Every address in a server's reply masked too: relays like to quote the recipient."""
+    return _ADDRESS.sub(lambda m: mask(m.group(0)), text)
 
 
 class Sender:
@@ -103,15 +112,20 @@ class Sender:
                 handed: list[tuple[int, Job]] = []
                 limited_until: float | None = None
                 if not stopping:
-                    for worker in sorted(w for w, ready in idle.items() if ready <= now):
-                        job = self._next_job(worker, now, retries, fresh)
+                    ready = sorted(w for w, ready_at in idle.items() if ready_at <= now)
+                    for position, worker in enumerate(ready):
+                        others_ready = position + 1 < len(ready)
+                        job = self._next_job(worker, now, retries, fresh, others_ready)
                         if job is None:
+                            if others_ready:
+                                continue
                             break
                         wait = limiter.wait(now)
                         if wait is not None:
                             self._put_back(job, now, retries, order, fresh)
                             limited_until = now + wait.seconds
-                            if wait.seconds >= 1 and announced_wait != wait.limit:
+                            # A relay's window can hold a run for an hour: say so. Per-second pacing is the rate.
+                            if (wait.window or wait.seconds >= 1) and announced_wait != wait.limit:
                                 announced_wait = wait.limit
                                 until = (datetime.now(UTC) + timedelta(seconds=wait.seconds)).astimezone()
                                 self.notice(f"Rate limit of {wait.limit} reached: waiting "
@@ -162,7 +176,7 @@ class Sender:
                     if result.connection_failure:
                         rest[result.worker] += 1
                         tally.consecutive_failures += 1
-                        tally.last_failure = result.reason or ""
+                        tally.last_failure = mask_addresses(result.reason or "")
                         # This connection rests before its next try; the others carry on.
                         idle[result.worker] = now + backoff(rest[result.worker], config, self.rng)
                     else:
@@ -181,18 +195,20 @@ class Sender:
         return report
 
     # -- choosing the next job -----------------------------------------------------------------------------------
-    def _next_job(self, worker: int, now: float, retries: list[tuple[float, int, Job]],
-                  fresh: _FreshJobs) -> Job | None:
+    def _next_job(self, worker: int, now: float, retries: list[tuple[float, int, Job]], fresh: _FreshJobs,
+                  others_ready: bool) -> Job | None:
         """The earliest due retry, unless this very connection was the one that deferred it; else a new one.
 
-        A deferred message should go on another connection; when there is nothing else for this one to do, it
-        takes the retry all the same rather than sit idle.
+        A deferred message goes on another connection: the one that deferred it takes a new subscriber instead, or
+        leaves the retry to another idle connection; only when there is neither does it take the retry itself.
         """
         if retries and retries[0][0] <= now:
             if retries[0][2].avoid_worker != worker or self.pool_size == 1:
                 return heapq.heappop(retries)[2]
             job = fresh.next()
-            return job if job is not None else heapq.heappop(retries)[2]
+            if job is not None or others_ready:
+                return job
+            return heapq.heappop(retries)[2]
         return fresh.next()
 
     @staticmethod
@@ -237,15 +253,17 @@ class Sender:
             else:
                 report.deferred += 1
                 tally.done += 1
-                tally.problems.append(f"{mask(job.email)}: deferred after {job.attempt} attempts: {result.reason}")
+                tally.problems.append(f"{mask(job.email)}: deferred after {job.attempt} attempts: "
+                                      f"{mask_addresses(result.reason or '')}")
             return LedgerUpdate(subscriber, "deferred", code=result.code, reason=result.reason, attempted=True)
         tally.done += 1
         if result.state == "bounced":
             report.bounced += 1
-            tally.problems.append(f"{mask(job.email)}: bounced, no more mail to this address: {result.reason}")
+            tally.problems.append(f"{mask(job.email)}: bounced, no more mail to this address: "
+                                  f"{mask_addresses(result.reason or '')}")
         else:
             report.failed += 1
-            tally.problems.append(f"{mask(job.email)}: failed: {result.reason}")
+            tally.problems.append(f"{mask(job.email)}: failed: {mask_addresses(result.reason or '')}")
         return LedgerUpdate(subscriber, "failed", code=result.code, reason=result.reason, attempted=True,
                             bounce=result.state == "bounced")
 
