@@ -171,7 +171,7 @@ def _print_report(report: SendReport, *, test_copy: bool) -> None:
               + ".")
     if report.resumed:
         out.print(resume_message(report))
-    if report.remaining_at_start:
+    if report.sent:
         out.print(summary_line(report))
     if report.paused:
         out.print(f"Stopped early: {report.paused}. {report.remaining} subscribers still wait for this edition; "

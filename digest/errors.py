@@ -69,6 +69,10 @@ class TransportError(DigestError, ConnectionError):
     """The transport itself failed (cannot connect, TLS refused, authentication failed)."""
 
 
+class TransportRefused(TransportError):
+    """The relay turned us away for a reason that trying again cannot fix: the login, the certificate, no STARTTLS."""
+
+
 class NotFound(DigestError, LookupError):
     """A digest, edition or subscriber named on the command line does not exist."""
 

@@ -183,6 +183,11 @@ class Sender:
                         rest[result.worker] = 0
                         tally.consecutive_failures = 0
                 self.progress(tally.done, total)
+                fatal = next((r for r in results if r.fatal), None)
+                if fatal is not None and not stopping:
+                    stopping = True
+                    report.paused = mask_addresses(fatal.reason or "")
+                    self.notice(f"Stopping: {mask_addresses(fatal.reason or '')}")
                 if not stopping and tally.consecutive_failures >= config.max_errors:
                     stopping = True
                     report.paused = (f"paused after {tally.consecutive_failures} connection failures in a row "

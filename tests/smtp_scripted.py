@@ -86,7 +86,7 @@ class ScriptedHandler:
 def password_check(login: str, password: str):
     def authenticate(server, session, envelope, mechanism, auth_data):
         ok = isinstance(auth_data, LoginPassword) and auth_data == (login.encode(), password.encode())
-        return AuthResult(success=ok, auth_data=auth_data if ok else None)
+        return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
 
     return authenticate
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
-from digest.errors import RecipientRefused, SendError, TransportError
+from digest.errors import RecipientRefused, SendError, TransportError, TransportRefused
 from digest.transports import Envelope, Transport
 from digest.transports.smtp import SMTPTransport
 
@@ -39,6 +39,7 @@ class Result:
     code: int | None = None
     reason: str | None = None
     connection_failure: bool = False  # could not connect, connection dropped, timed out, or 421
+    fatal: bool = False  # the relay refused us (login, certificate, STARTTLS): no point trying any further
     error: BaseException | None = None  # a bug while building the message: the sender re-raises it
 
 
@@ -139,7 +140,8 @@ class ConnectionPool:
         try:
             transport.open()
         except TransportError as err:
-            return Result(job, worker, "unsent", reason=str(err), connection_failure=True)
+            return Result(job, worker, "unsent", reason=str(err), connection_failure=True,
+                          fatal=isinstance(err, TransportRefused))
         try:
             if isinstance(transport, SMTPTransport):
                 transport.send(envelope, gate=gate)

@@ -17,7 +17,7 @@ import ssl
 from collections.abc import Callable
 from functools import cache
 
-from digest.errors import RecipientRefused, SendError, TransportError
+from digest.errors import RecipientRefused, SendError, TransportError, TransportRefused
 from digest.transports import Envelope
 
 _BARE_LF = re.compile(rb"(?<!\r)\n")
@@ -102,17 +102,17 @@ class SMTPTransport:
                     client.starttls(context=self._tls)
                     client.ehlo()
                 elif self.require_starttls:
-                    raise TransportError(f"{self.description} does not offer STARTTLS, which the URL requires "
+                    raise TransportRefused(f"{self.description} does not offer STARTTLS, which the URL requires "
                                          "(smtp+starttls://)")
             if self.username:
                 client.login(self.username, self._password or "")
         except smtplib.SMTPAuthenticationError as err:
             _close_quietly(client)
-            raise TransportError(f"{self.description} refused the login for {self.username!r}: "
+            raise TransportRefused(f"{self.description} refused the login for {self.username!r}: "
                                  f"{err.smtp_code} {_text(err.smtp_error)}") from None
         except ssl.SSLCertVerificationError as err:
             _close_quietly(client)
-            raise TransportError(f"cannot connect to {self.description}: the server's certificate is not trusted "
+            raise TransportRefused(f"cannot connect to {self.description}: the server's certificate is not trusted "
                                  f"({err.verify_message}); add its CA with SSL_CERT_FILE, or, for a relay you "
                                  "trust on a private network only, add ?verify=false to the transport URL") from None
         except TransportError:
