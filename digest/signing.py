@@ -14,6 +14,7 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import dkim
@@ -34,8 +35,15 @@ SIGNED_HEADERS = (
     "from", "to", "subject", "date", "message-id", "list-unsubscribe", "list-unsubscribe-post",
     "reply-to", "list-id", "mime-version", "content-type",
 )
+_SIGNED = tuple(name.encode() for name in SIGNED_HEADERS)
 _CANONICALIZATION = (b"relaxed", b"simple")
+_POLICY = CanonicalizationPolicy.from_c_value(b"/".join(_CANONICALIZATION))
 _HEADER_NAME = b"DKIM-Signature"
+
+
+@lru_cache(maxsize=1024)
+def _relaxed(name: bytes, value: bytes) -> tuple[bytes, bytes]:
+    return _POLICY.canonicalize_headers([(name, value)])[0]
 
 
 @dataclass(frozen=True)
@@ -62,11 +70,13 @@ class DKIMSigner:
         head, separator, body = message.partition(b"\r\n\r\n")
         if not separator:
             head, body = message, b""
-        policy = CanonicalizationPolicy.from_c_value(b"/".join(_CANONICALIZATION))
         headers = dkim.rfc822_parse(head + b"\r\n\r\n")[0]
         present = {name.lower() for name, _ in headers}
-        include = tuple(name.encode() for name in SIGNED_HEADERS if name.encode() in present)
-        body_hash = base64.b64encode(hashlib.sha256(policy.canonicalize_body(body)).digest())
+        include = tuple(name for name in _SIGNED if name in present)
+        # Only the signed headers are canonicalised (each on its own, as dkimpy does), and most of them are the
+        # edition's own, the same for every recipient: remember those.
+        signed = [_relaxed(bytes(name), bytes(value)) for name, value in dkim.select_headers(headers, include)]
+        body_hash = base64.b64encode(hashlib.sha256(_POLICY.canonicalize_body(body)).digest())
         fields = [
             (b"v", b"1"),
             (b"a", b"rsa-sha256"),
@@ -85,8 +95,7 @@ class DKIMSigner:
         value = dkim.RE_BTAG.sub(b"\\1", dkim.fold(b"; ".join(b"=".join(f) for f in fields),
                                                    namelen=len(_HEADER_NAME)))
         digest = hashlib.sha256()
-        dkim.hash_headers(digest, policy, policy.canonicalize_headers(headers), include,
-                          (_HEADER_NAME, b" " + value), dict(fields))
+        dkim.hash_headers(digest, _POLICY, signed, include, (_HEADER_NAME, b" " + value), dict(fields))
         signature = self.key.sign(digest.digest(), padding.PKCS1v15(), Prehashed(hashes.SHA256()))
         fields[-1] = (b"b", base64.b64encode(signature))
         value = dkim.fold(b"; ".join(b"=".join(f) for f in fields) + b"\r\n", namelen=len(_HEADER_NAME))
