@@ -1,15 +1,16 @@
 """Send one edition to everyone still waiting for it: pooled connections, rate limits, retries, a crash-safe ledger.
 
-The main thread is the only one that talks to the store. It hands one job at a time to each idle connection and
-collects the results; before a connection gets its next job, the outcome of its previous one is committed, in one
-transaction with every other result that arrived meanwhile (group commit). So when the process dies, even by
-`kill -9`, the only messages the ledger does not know the fate of are the ones in flight, at most one per
-connection: the next run sends those again (a duplicate is possible, at most `pool_size` of them) and nothing else
-twice, and nobody is ever left out, because a row leaves the pending states only after the server said 250.
+The main thread is the only one that talks to the store. It hands jobs to the connections (one being sent and one
+in reserve each) and collects the results; every outcome that came in and every job that starts are committed
+together (group commit). A connection may build and transmit its next message meanwhile, but it sends the final
+dot, which makes the server take the message, only after the outcome of its previous message is committed. So
+when the process dies, even by `kill -9`, the ledger misses the fate of at most one delivered message per
+connection, the one in flight: the next run sends those again (a duplicate is possible, at most `pool_size` of
+them) and nothing else twice, and nobody is left out, because a row leaves the pending states only after 250.
 
-Ledger moves: queued → sending (handed to a connection) → sent | deferred (4xx, timeout, dropped connection;
+Ledger moves: queued → sending (a connection is on it) → sent | deferred (4xx, timeout, dropped connection;
 retried with backoff on another connection, and left for the next run after `max_attempts`) | failed (5xx, with
-code and text; "no such user" also marks the subscriber bounced). A connection that cannot be opened puts its job
+code and text; "no such user" also marks the subscriber bounced). A job whose connection could not be opened goes
 back to queued untried.
 """
 
@@ -94,10 +95,13 @@ class Sender:
         fresh = self._fresh_jobs()
         retries: list[tuple[float, int, Job]] = []  # (due, tie-breaker, job)
         order = itertools.count()
-        idle: dict[int, float] = dict.fromkeys(range(self.pool_size), 0.0)  # worker → ready at
-        rest: dict[int, int] = dict.fromkeys(range(self.pool_size), 0)  # worker → connection failures in a row
-        busy: dict[int, Job] = {}
+        workers = range(self.pool_size)
+        # Jobs handed to each connection, oldest first: the first is being sent, the second waits in reserve.
+        queues: dict[int, deque[Job]] = {w: deque() for w in workers}
+        ready_at: dict[int, float] = dict.fromkeys(workers, 0.0)  # a connection that failed rests until then
+        failures: dict[int, int] = dict.fromkeys(workers, 0)  # connection failures in a row, per connection
         writes: list[LedgerUpdate] = []
+        outcomes: dict[int, int] = {}  # worker → outcomes in `writes`
         tally = _Tally()
         stopping = False
         announced_wait: str | None = None
@@ -105,19 +109,19 @@ class Sender:
 
         pool = ConnectionPool(self._connect, size=self.pool_size, build=self.build,
                               max_messages_per_connection=config.max_messages_per_connection)
-        commits = 0
         with self.store.ledger(self.edition_id) as ledger, pool:
             while True:
                 now = self.clock()
-                handed: list[tuple[int, Job]] = []
                 limited_until: float | None = None
                 if not stopping:
-                    ready = sorted(w for w, ready_at in idle.items() if ready_at <= now)
-                    for position, worker in enumerate(ready):
-                        others_ready = position + 1 < len(ready)
-                        job = self._next_job(worker, now, retries, fresh, others_ready)
+                    # Idle connections first, then a reserve job for each busy one.
+                    open_slots = sorted((len(queues[w]), w) for w in workers
+                                        if len(queues[w]) < pool.depth and ready_at[w] <= now)
+                    for position, (queued, worker) in enumerate(open_slots):
+                        others = position + 1 < len(open_slots)
+                        job = self._next_job(worker, now, retries, fresh, others)
                         if job is None:
-                            if others_ready:
+                            if others:
                                 continue
                             break
                         wait = limiter.wait(now)
@@ -133,54 +137,59 @@ class Sender:
                             break
                         announced_wait = None
                         limiter.take(now)
-                        del idle[worker]
-                        busy[worker] = job
-                        handed.append((worker, job))
-                        writes.append(LedgerUpdate(job.subscriber_id, "sending"))
+                        queues[worker].append(job)
+                        if not queued:
+                            writes.append(LedgerUpdate(job.subscriber_id, "sending"))
+                        pool.submit(worker, job)
                 if writes:
-                    # One commit for every result that came in and every job about to go out. The jobs go out
-                    # first: a connection prepares and transmits its message meanwhile, and sends the final dot
-                    # only after this commit, which records how its previous message fared.
-                    commits += 1
-                    for worker, job in handed:
-                        pool.submit(worker, job, commits)
+                    # One commit for every outcome that came in and every job that starts. Meanwhile the
+                    # connections build and transmit their next messages; each sends its final dot only once the
+                    # outcome of its previous message is committed (see CommitGates).
                     ledger.record(writes)
-                    pool.clock.advance(commits)
-                    writes = []
-
-                work_left = bool(retries) or not fresh.exhausted
-                if not busy and (stopping or not work_left):
+                    pool.gates.committed(outcomes)
+                    writes, outcomes = [], {}
+                try:
+                    pool.run_inline()
+                except KeyboardInterrupt:
+                    # The one connection was cut off mid-message: its row stays "sending" for the next run.
+                    report.paused = "interrupted"
                     break
-                wake_at = self._wake_at(now, idle, retries, work_left, limited_until)
-                if not busy and not handed and retries and retries[0][0] - now >= 1 and announced_wait != "retry":
+
+                in_flight = sum(len(q) for q in queues.values())
+                work_left = bool(retries) or not fresh.exhausted
+                if not in_flight and (stopping or not work_left):
+                    break
+                wake_at = self._wake_at(now, queues, ready_at, retries, work_left, limited_until, pool.depth)
+                if not in_flight and retries and retries[0][0] - now >= 1 and announced_wait != "retry":
                     announced_wait = "retry"
                     self.notice(f"Waiting {_human(retries[0][0] - now)} to retry {len(retries)} deferred "
                                 f"{'message' if len(retries) == 1 else 'messages'}.")
                 try:
-                    results = self._collect(pool, busy, wake_at)
+                    results = self._collect(pool, bool(in_flight), wake_at)
                 except KeyboardInterrupt:
-                    if stopping:
-                        raise
-                    stopping = True
-                    report.paused = "interrupted"
-                    self.notice(f"Stopping: waiting for {len(busy)} messages in flight; the rest stays queued.")
+                    stopping = self._interrupted(stopping, report)
                     continue
                 for result in results:
                     now = self.clock()
-                    busy.pop(result.worker)
-                    idle[result.worker] = now
+                    worker = result.worker
+                    queue_ = queues[worker]
+                    assert queue_ and queue_[0] is result.job, "results come back in the order jobs went out"
+                    queue_.popleft()
                     if result.error is not None:
                         ledger.record(writes)
                         raise result.error
                     writes.append(self._settle(result, now, retries, order, report, tally, config))
+                    outcomes[worker] = outcomes.get(worker, 0) + 1
+                    if queue_:
+                        writes.append(LedgerUpdate(queue_[0].subscriber_id, "sending"))  # the reserve is now on
                     if result.connection_failure:
-                        rest[result.worker] += 1
+                        failures[worker] += 1
                         tally.consecutive_failures += 1
                         tally.last_failure = mask_addresses(result.reason or "")
-                        # This connection rests before its next try; the others carry on.
-                        idle[result.worker] = now + backoff(rest[result.worker], config, self.rng)
-                    else:
-                        rest[result.worker] = 0
+                        # This connection rests before its next try (it hands its reserve back); others go on.
+                        ready_at[worker] = now + backoff(failures[worker], config, self.rng)
+                    elif result.state != "unsent":
+                        failures[worker] = 0
                         tally.consecutive_failures = 0
                 self.progress(tally.done, total)
                 fatal = next((r for r in results if r.fatal), None)
@@ -216,14 +225,24 @@ class Sender:
             return heapq.heappop(retries)[2]
         return fresh.next()
 
+    def _interrupted(self, stopping: bool, report: SendReport) -> bool:
+        """Ctrl-C: finish what is in flight, record it, and stop; a second Ctrl-C stops at once."""
+        if stopping:
+            raise KeyboardInterrupt
+        report.paused = "interrupted"
+        self.notice("Stopping: finishing the messages in flight; the rest stays queued.")
+        return True
+
     @staticmethod
-    def _wake_at(now: float, idle: dict[int, float], retries: list[tuple[float, int, Job]], work_left: bool,
-                 limited_until: float | None) -> float | None:
+    def _wake_at(now: float, queues: dict[int, deque[Job]], ready_at: dict[int, float],
+                 retries: list[tuple[float, int, Job]], work_left: bool, limited_until: float | None,
+                 depth: int) -> float | None:
         """When the dispatcher has something to do even if no result comes in (None: only a result wakes it)."""
         moments = [] if limited_until is None else [limited_until]
-        if idle and retries and retries[0][0] > now:
+        has_room = any(len(q) < depth for q in queues.values())
+        if has_room and retries and retries[0][0] > now:
             moments.append(retries[0][0])
-        resting = [ready for ready in idle.values() if ready > now]
+        resting = [ready for ready in ready_at.values() if ready > now]
         if resting and work_left:
             moments.append(min(resting))
         return min(moments) if moments else None
@@ -272,10 +291,10 @@ class Sender:
         return LedgerUpdate(subscriber, "failed", code=result.code, reason=result.reason, attempted=True,
                             bounce=result.state == "bounced")
 
-    def _collect(self, pool: ConnectionPool, busy: dict[int, Job], wake_at: float | None) -> list[Result]:
+    def _collect(self, pool: ConnectionPool, in_flight: bool, wake_at: float | None) -> list[Result]:
         """Wait for at least one result (or until `wake_at`), then take every other one already there."""
         results: list[Result] = []
-        if busy or wake_at is not None:
+        if in_flight or wake_at is not None:
             timeout = None if wake_at is None else max(0.0, wake_at - self.clock())
             try:
                 results.append(pool.results.get(timeout=timeout))
