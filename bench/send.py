@@ -248,7 +248,9 @@ def dry_run_peak_rss(settings_path: Path, db: Path) -> tuple[float, float, str]:
 
 def best(label: str, repeat: int, measure: Callable[[], float]) -> float:
     rates = [measure() for _ in range(repeat)]
-    print(f"  {label:<46} {max(rates):>8.0f} msg/s   (runs: {', '.join(f'{r:.0f}' for r in rates)})", flush=True)
+    digits = 0 if max(rates) >= 100 else 2
+    print(f"  {label:<46} {max(rates):>8.{digits}f} msg/s   (runs: {', '.join(f'{r:.{digits}f}' for r in rates)})",
+          flush=True)
     return max(rates)
 
 

@@ -9,16 +9,17 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from tests.smtp_scripted import ScriptedHandler, scripted_server
 from tests.test_sending import AS_OF, add_sending, import_people
 
-POOL_SIZE = 4
 
-
-def test_killed_send_resumes_and_everyone_gets_exactly_the_edition(project, run_cli, monkeypatch):
-    # The server takes 40 ms per message, so the run is still busy when we kill it.
-    handler = ScriptedHandler(delay=0.04)
-    add_sending(project, pool_size=POOL_SIZE, batch_size=10)
+@pytest.mark.parametrize("pool_size", [4, 1], ids=["pool-4", "pool-1-inline"])
+def test_killed_send_resumes_and_everyone_gets_exactly_the_edition(project, run_cli, monkeypatch, pool_size):
+    # The server takes a while per message, so the run is still busy when we kill it.
+    handler = ScriptedHandler(delay=0.04 if pool_size > 1 else 0.01)
+    add_sending(project, pool_size=pool_size, batch_size=10)
     people = import_people(project, run_cli, 60)
     with scripted_server(handler) as server:
         monkeypatch.setenv("DIGEST_TRANSPORT", f"smtp://127.0.0.1:{server.port}")
@@ -40,7 +41,7 @@ def test_killed_send_resumes_and_everyone_gets_exactly_the_edition(project, run_
                 "WHERE d.state = 'sending'")}
         remaining = 60 - states.get("sent", 0)
         assert remaining > 0
-        assert len(in_flight) <= POOL_SIZE
+        assert len(in_flight) <= pool_size
 
         resumed = run_cli("send", "kultur", "--as-of", AS_OF)
 
@@ -54,7 +55,7 @@ def test_killed_send_resumes_and_everyone_gets_exactly_the_edition(project, run_
     copies = handler.copies()
     assert set(copies) == set(people)  # nobody left out
     duplicated = {address for address, count in copies.items() if count > 1}
-    assert sum(copies.values()) - len(people) <= POOL_SIZE
+    assert sum(copies.values()) - len(people) <= pool_size
     # Only a message in flight at the kill can arrive twice, and both copies are the same message.
     assert duplicated <= in_flight
     for address in duplicated:
