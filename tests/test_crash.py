@@ -11,8 +11,8 @@ import time
 
 import pytest
 
+from tests.sending_helpers import AS_OF, add_sending, import_people
 from tests.smtp_scripted import ScriptedHandler, scripted_server
-from tests.test_sending import AS_OF, add_sending, import_people
 
 
 @pytest.mark.parametrize("pool_size", [4, 1], ids=["pool-4", "pool-1-inline"])

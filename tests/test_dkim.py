@@ -10,8 +10,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from tests.sending_helpers import AS_OF, add_sending, import_people
 from tests.smtp_scripted import ScriptedHandler, scripted_server
-from tests.test_sending import AS_OF, add_sending, import_people
 
 SELECTOR = "kd2026"
 DOMAIN = "ks.no"  # the sender's domain in schedule.yaml

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import trustme
 
+from tests.sending_helpers import AS_OF, add_sending, import_people
 from tests.smtp_scripted import ScriptedHandler, password_check, scripted_server
-from tests.test_sending import AS_OF, add_sending, import_people
 
 
 @pytest.fixture(scope="module")
