@@ -111,6 +111,7 @@ class SendReport:
     problems: list[str] = field(default_factory=list)
     # The pooled sender's account (issue 5): what a resumed run found, what is left, how long it took.
     bounced: int = 0
+    audience: int = 0             # subscribers the edition was queued for when it was created
     remaining_at_start: int = 0   # subscribers still without the edition when this run began
     in_flight_at_start: int = 0   # of those, being sent when an earlier run stopped (may get a second copy)
     resumed: bool = False

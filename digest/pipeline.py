@@ -137,7 +137,9 @@ def send_edition(settings: Settings, store: Store, transport: Transport, name: s
         return _dry_run(settings, store, name, edition.key, build, report, progress)
 
     stored, created = store.create_edition(edition)
-    report.skipped_already_sent = store.delivery_counts(stored.id).get("sent", 0)
+    counts = store.delivery_counts(stored.id)
+    report.audience = sum(counts.values())
+    report.skipped_already_sent = counts.get("sent", 0)
     report.remaining_at_start, report.in_flight_at_start = store.pending_count(stored.id)
     report.resumed = not created and report.remaining_at_start > 0
     report.destination = _destination(transport, batch)
@@ -152,8 +154,7 @@ def send_edition(settings: Settings, store: Store, transport: Transport, name: s
 
 def resume_message(report: SendReport) -> str:
     """What a run that picks up an edition already under way says first."""
-    total = report.remaining_at_start + report.skipped_already_sent
-    text = (f"Resuming {report.digest} {report.edition_key}: {report.remaining_at_start} of {total} "
+    text = (f"Resuming {report.digest} {report.edition_key}: {report.remaining_at_start} of {report.audience} "
             f"subscribers remain")
     if report.in_flight_at_start:
         text += (f" ({report.in_flight_at_start} were being sent when the last run stopped and may get a second "
