@@ -157,7 +157,8 @@ def resume_message(report: SendReport) -> str:
     text = (f"Resuming {report.digest} {report.edition_key}: {report.remaining_at_start} of {report.audience} "
             f"subscribers remain")
     if report.in_flight_at_start:
-        text += (f" ({report.in_flight_at_start} were being sent when the last run stopped and may get a second "
+        verb = "was" if report.in_flight_at_start == 1 else "were"
+        text += (f" ({report.in_flight_at_start} {verb} being sent when the last run stopped and may get a second "
                  "copy)")
     return text + "."
 

@@ -48,7 +48,8 @@ def test_killed_send_resumes_and_everyone_gets_exactly_the_edition(project, run_
     assert resumed.exit_code == 0, resumed.stderr
     expected = f"Resuming kultur 2019-07-01: {remaining} of 60 subscribers remain"
     if in_flight:
-        expected += f" ({len(in_flight)} were being sent when the last run stopped and may get a second copy)"
+        verb = "was" if len(in_flight) == 1 else "were"
+        expected += f" ({len(in_flight)} {verb} being sent when the last run stopped and may get a second copy)"
     assert expected + "." in resumed.stdout
     assert f"sent {remaining}, deferred 0, failed 0, already sent before {60 - remaining}." in resumed.stdout
 
