@@ -20,7 +20,14 @@ demo: $(STAMP)
 	$(BIN)/digest preview kultur --as-of 2019-07-01 --out outbox/preview/kultur-2019-07-01.html
 	$(BIN)/digest send kultur --as-of 2019-07-01
 
-test: $(STAMP)
+# The browser tests drive Debian's chromium (Playwright never downloads a browser here); install it when missing.
+CHROMIUM := /usr/bin/chromium
+
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then apt-get update && apt-get install -y chromium; \
+	else echo "$(CHROMIUM) is missing: run 'sudo apt-get install -y chromium' (browser tests need it)"; fi
+
+test: $(STAMP) | $(CHROMIUM)
 	$(BIN)/ruff check digest tests bench
 	$(BIN)/python -m pytest
 
