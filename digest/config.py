@@ -105,6 +105,13 @@ class Schedule(_Strict):
         return value
 
 
+class SegmentConfig(_Strict):
+    """Limits a digest to subscribers of some municipalities and/or topics (an empty list limits nothing)."""
+
+    municipalities: list[SingleLine] = Field(default_factory=list)
+    topics: list[SingleLine] = Field(default_factory=list)
+
+
 class DigestConfig(_Strict):
     title: SingleLine
     description: str | None = None
@@ -118,6 +125,7 @@ class DigestConfig(_Strict):
     schedule: Schedule
     unsubscribe_mailto: Address | None = None
     locale: str = "nb_NO"
+    segment: SegmentConfig | None = None
 
     @property
     def timezone(self) -> ZoneInfo:
@@ -136,6 +144,9 @@ class Settings(_Strict):
     transport: str = DEFAULT_TRANSPORT
     base_url: HttpUrl = Field(default=HttpUrl(DEFAULT_BASE_URL))
     digests: dict[str, DigestConfig] = Field(min_length=1)
+    # What the sign-up and preferences forms offer: municipalities (empty: free text) and topics (key → label).
+    municipalities: list[SingleLine] = Field(default_factory=list)
+    topics: dict[str, SingleLine] = Field(default_factory=dict)
 
     # Where the file lives: relative paths (content/, outbox/, sqlite files) are read from there.
     root: Path = Field(default=Path("."), exclude=True)

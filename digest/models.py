@@ -93,6 +93,7 @@ class Recipient:
     unsubscribe_url: str
     unsubscribe_mailto: str
     message_id: str
+    preferences_url: str = ""
 
 
 @dataclass(kw_only=True)

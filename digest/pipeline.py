@@ -10,9 +10,10 @@ from datetime import date, datetime, time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from digest.config import Settings
+from digest.config import DigestConfig, Settings
+from digest.consent import Segment
 from digest.errors import SendError
-from digest.message import MessageTemplate, build_template, recipient_for, unsubscribe_url
+from digest.message import MessageTemplate, build_template, preferences_url, recipient_for, unsubscribe_url
 from digest.models import Edition, RenderedEdition, SendReport
 from digest.render import render
 from digest.select import edition_key, select
@@ -66,6 +67,7 @@ def write_preview(settings: Settings, rendered: RenderedEdition, out: Path) -> t
         "@@greeting@@": "Hei!",
         "@@email@@": "abonnent@example.org",
         "@@unsubscribe_url@@": unsubscribe_url(settings, "eksempel"),
+        "@@preferences_url@@": preferences_url(settings, "eksempel"),
     }
     html_text, text = rendered.html, rendered.text
     for placeholder, value in sample.items():
@@ -121,7 +123,7 @@ def send_edition(settings: Settings, store: Store, transport: Transport, name: s
     batch = f"{name}-{edition.key}"
 
     if dry_run:
-        audience = [s for s in store.list_subscribers() if s.status == "active"]
+        audience = store.audience(name, segment_of(digest))
         stored = store.find_edition(name, edition.key)
         if stored is not None:
             audience = list(store.pending_deliveries(stored.id))
@@ -132,7 +134,7 @@ def send_edition(settings: Settings, store: Store, transport: Transport, name: s
         report.destination = "nowhere (dry run)"
         return report
 
-    stored, _created = store.create_edition(edition)
+    stored, _created = store.create_edition(edition, segment=segment_of(digest))
     pending = list(store.pending_deliveries(stored.id))
     counts = store.delivery_counts(stored.id)
     report.skipped_already_sent = counts.get("sent", 0)
@@ -148,6 +150,13 @@ def send_edition(settings: Settings, store: Store, transport: Transport, name: s
             if progress:
                 progress(done, len(pending))
     return report
+
+
+def segment_of(digest: DigestConfig) -> Segment | None:
+    """The digest's audience limit from schedule.yaml, as the store understands it."""
+    if digest.segment is None:
+        return None
+    return Segment(municipalities=tuple(digest.segment.municipalities), topics=tuple(digest.segment.topics))
 
 
 def _deliver(store: Store, transport: Transport, template: MessageTemplate, edition_id: int, subscriber_id: int,
