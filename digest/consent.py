@@ -97,6 +97,7 @@ class SubscriberImport:
     confirmations_sent: int = 0
     confirmations_recent: int = 0     # a confirmation went out within the hour; not sent again
     already_subscribed: int = 0
+    problems: list[str] = field(default_factory=list)   # confirmation e-mails that could not be sent
 
 
 def mask(address: str) -> str:

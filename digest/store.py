@@ -420,6 +420,12 @@ class Store:
                 pending_signups.insert().values(**values, created_at=_utc(now))).inserted_primary_key[0]
         return PendingResult(pending_id=pending_id, send=True)
 
+    def discard_pending_signup(self, pending_id: int) -> None:
+        """Forget a sign-up whose confirmation e-mail could not be sent, so that trying again sends one."""
+        with self.engine.begin() as conn:
+            conn.execute(pending_signups.delete().where(pending_signups.c.id == pending_id,
+                                                        pending_signups.c.confirmed_at.is_(None)))
+
     def pending_signup(self, pending_id: int) -> PendingSignUp | None:
         with self.engine.connect() as conn:
             r = conn.execute(sa.select(pending_signups).where(pending_signups.c.id == pending_id)).first()
