@@ -32,6 +32,12 @@ EXAMPLES = """Examples:
   digest subscribers import examples/subscribers.csv
 
   digest subscribers list
+
+  digest subscribers export kari.nordmann@example.org
+
+  digest bounces ingest ~/Maildir/.bounces
+
+  digest serve --port 8000
 """
 
 app = typer.Typer(
@@ -178,17 +184,56 @@ def _print_report(report: SendReport, *, test_copy: bool) -> None:
 @subscribers_app.command("import")
 def subscribers_import(
     csv_file: Annotated[Path, typer.Argument(help="CSV with the columns email,name.")],
+    confirm: Annotated[bool, typer.Option("--confirm", help="Send each new address a confirmation e-mail; only "
+                                          "those who confirm become subscribers.")] = False,
+    digests: Annotated[list[str] | None, typer.Option("--digest", help="Subscribe to this digest (repeatable; "
+                                                      "default: every digest in schedule.yaml).")] = None,
 ) -> None:
     """Add subscribers from a CSV file (email,name). A file with any bad row imports nothing.
+
+    The import counts as consent the organisation holds (source and time are recorded), unless --confirm asks
+    each address first. Unsubscribed, bounced, complained and forgotten addresses are never resubscribed.
 
     Example: digest subscribers import examples/subscribers.csv
     """
     rows = read_subscriber_csv(csv_file)
-    store = _store(_settings())
-    report = store.import_subscribers(rows, source=f"import:{csv_file.name}")
+    settings = _settings()
+    chosen = digests or list(settings.digests)
+    for name in chosen:
+        settings.digest(name)  # an unknown digest is an error before anything is stored
+    store = _store(settings)
+    source = f"import:{csv_file.name}"
+    if confirm:
+        from digest.signup import import_asking_for_confirmation
+        from digest.tokens import resolve_secret
+
+        transport = transport_from_url(settings.transport, root=settings.root)
+        asked = import_asking_for_confirmation(settings, store, transport, resolve_secret(store), rows,
+                                               source=source, digests=chosen, now=_now())
+        out.print(f"Asked {csv_file}: {asked.confirmations_sent} confirmation e-mails sent via "
+                  f"{transport.description}, {asked.confirmations_recent} already sent within the hour, "
+                  f"{asked.already_subscribed} already subscribed. Nobody is subscribed until they confirm.")
+        _print_suppressed(asked.suppressed)
+        for problem in asked.problems[:20]:
+            err.print(f"  {problem}")
+        if asked.problems:
+            raise typer.Exit(2 if asked.confirmations_sent else 1)
+        return
+    report = store.import_subscribers(rows, source=source, digests=chosen)
     merged = f", {report.merged_duplicates} duplicate rows merged" if report.merged_duplicates else ""
     out.print(f"Imported {csv_file}: {report.added} new, {report.updated} updated, "
               f"{report.unchanged} unchanged{merged}.")
+    _print_suppressed(list(report.suppressed))
+
+
+def _print_suppressed(addresses: list[str]) -> None:
+    if not addresses:
+        return
+    from digest.consent import mask
+
+    out.print(f"Not resubscribed: {len(addresses)} addresses on the suppression list (unsubscribed, bounced, "
+              f"complained or forgotten): {', '.join(mask(a) for a in addresses[:10])}"
+              + (" …" if len(addresses) > 10 else "") + ".")
 
 
 @subscribers_app.command("list")
@@ -203,6 +248,96 @@ def subscribers_list() -> None:
         table.add_row(person.email, person.name, person.status)
     out.print(table)
     out.print(f"{len(people)} subscribers")
+
+
+@subscribers_app.command("export")
+def subscribers_export(
+    address: Annotated[str, typer.Argument(help="The e-mail address.")],
+) -> None:
+    """Print everything stored about an address as JSON (profile, consent, deliveries, suppression).
+
+    Example: digest subscribers export kari.nordmann@example.org > kari.json
+    """
+    import json
+
+    data = _store(_settings()).export_address(_address(address))
+    print(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+@subscribers_app.command("forget")
+def subscribers_forget(
+    address: Annotated[str, typer.Argument(help="The e-mail address.")],
+) -> None:
+    """Erase everything stored about an address; keep only a salted hash so it is never mailed again.
+
+    Example: digest subscribers forget kari.nordmann@example.org
+    """
+    from digest.consent import mask
+
+    found = _store(_settings()).forget_address(_address(address), now=_now())
+    if found:
+        out.print(f"Forgot {mask(address)}: profile, consent records and deliveries erased; a salted hash stays "
+                  "on the suppression list, so the address is never mailed again.")
+    else:
+        out.print(f"Nothing was stored about {mask(address)}; it is now on the suppression list (as a salted "
+                  "hash), so it is never mailed.")
+
+
+def _address(address: str) -> str:
+    from digest.subscribers import normalise_address
+
+    try:
+        return normalise_address(address)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="ADDRESS") from None
+
+
+bounces_app = typer.Typer(help="Returned mail.\n\nExample: digest bounces ingest /var/mail/bounces",
+                          no_args_is_help=True)
+app.add_typer(bounces_app, name="bounces")
+
+
+@bounces_app.command("ingest")
+def bounces_ingest(
+    path: Annotated[Path, typer.Argument(help="A Maildir folder or an mbox file of returned mail.")],
+) -> None:
+    """Read bounces (RFC 3464), complaints (ARF) and unsubscribe e-mails, and update the subscribers.
+
+    Hard bounces (5.x.x) mark the address bounced; soft ones (4.x.x) are counted, and three in a row mark it
+    bounced; complaints mark it complained; mails to the List-Unsubscribe address with a valid token unsubscribe.
+    Running it again on the same mailbox changes nothing more.
+
+    Example: digest bounces ingest ~/Maildir/.bounces
+    """
+    from digest.bounces import ingest
+    from digest.tokens import resolve_secret
+
+    settings = _settings()
+    store = _store(settings)
+    summary = ingest(store, path, secret=resolve_secret(store), all_digests=list(settings.digests), now=_now())
+    for line in summary.lines():
+        out.print(line, markup=False, highlight=False)
+    for note in summary.notes[:50]:
+        err.print(f"  {note}", markup=False, highlight=False)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (loopback unless told otherwise).")]
+    = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+) -> None:
+    """Run the web app: one-click unsubscribe, sign-up (/abonner) and preferences. Links use base_url.
+
+    Example: digest serve --port 8000
+    """
+    from digest.web import create_app
+    from digest.web.server import serve as run_server
+
+    settings = _settings()
+    store = _store(settings)
+    err.print(f"Serving on http://{host}:{port} (links in e-mails point to {settings.public_url})")
+    run_server(create_app(settings, store), host=host, port=port)
 
 
 def main() -> None:
