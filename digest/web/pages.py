@@ -43,7 +43,7 @@ def render_page(request: Request, template: str, *, heading: str, status: int = 
     state = request.app.state.digest
     organisation = next(iter(state.settings.digests.values())).contact.organisation
     html = _env.get_template(template).render(
-        heading=heading, site_title=state.site_title, organisation=organisation, errors={}, **values)
+        **{"errors": {}, **values}, heading=heading, site_title=state.site_title, organisation=organisation)
     return HTMLResponse(html, status_code=status)
 
 
