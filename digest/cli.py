@@ -284,12 +284,13 @@ def subscribers_forget(
 
 
 def _address(address: str) -> str:
+    from digest.errors import AddressError
     from digest.subscribers import normalise_address
 
     try:
         return normalise_address(address)
     except ValueError as error:
-        raise typer.BadParameter(str(error), param_hint="ADDRESS") from None
+        raise AddressError(str(error)) from None
 
 
 bounces_app = typer.Typer(help="Returned mail.\n\nExample: digest bounces ingest /var/mail/bounces",

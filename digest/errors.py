@@ -70,3 +70,7 @@ class TransportError(DigestError, ConnectionError):
 
 class NotFound(DigestError, LookupError):
     """A digest, edition or subscriber named on the command line does not exist."""
+
+
+class AddressError(DigestError, ValueError):
+    """An e-mail address given on the command line is not valid."""

@@ -1,4 +1,4 @@
-"""Property: no altered token unsubscribes anyone — whatever the change, the answer is 400 and the store is unchanged."""
+"""Property: no altered token unsubscribes anyone — whatever the change, the answer is 400 and nothing changes."""
 
 from __future__ import annotations
 
