@@ -628,7 +628,8 @@ class Store:
             result["subscriber"] = {
                 "name": row.name, "status": row.status, "source": row.source, "created_at": _iso(row.created_at),
                 "municipality": profile.municipality, "topics": list(profile.topics),
-                "digests": None if profile.digests is None else list(profile.digests),
+                # null: every digest (a subscriber from before per-digest choices); [] once they have left.
+                "digests": [] if row.status != ACTIVE else None if profile.digests is None else list(profile.digests),
             }
             result["consents"] = [
                 {"event": c.event, "digests": json.loads(c.digests), "source": c.source, "text": c.text,
