@@ -207,7 +207,9 @@ def subscribers_list() -> None:
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click hands back the code of typer.Exit instead of exiting.
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
     except DigestError as error:
         err.print(f"error: {error}", markup=False, highlight=False)
         sys.exit(1)
