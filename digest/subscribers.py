@@ -17,10 +17,11 @@ OPTIONAL_COLUMNS = ("name",)
 def normalise_address(address: str) -> str:
     """The address as we store it; raises AddressError with a reason people understand."""
     try:
-        result = validate_email(address.strip(), check_deliverability=False)
+        # No SMTPUTF8: many relays refuse it. Domains with æøå still work, stored in their ASCII (IDNA) form.
+        result = validate_email(address.strip(), check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as err:
         raise AddressError(f"{address.strip()!r} is not a valid e-mail address: {err}") from None
-    return result.normalized
+    return result.ascii_email or result.normalized
 
 
 def clean_name(name: str) -> str:

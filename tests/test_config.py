@@ -61,7 +61,7 @@ def test_bad_sender_address(tmp_path):
 
 def test_missing_key_points_at_its_parent(tmp_path):
     path, _ = config_with(tmp_path, "      organisation: KS\n", "")
-    with pytest.raises(ConfigError, match="contact.organisation: required key is missing") as caught:
+    with pytest.raises(ConfigError, match=r"contact\.organisation: required key is missing") as caught:
         load_settings(path, environ={})
     assert caught.value.line == line_of(path, "contact:")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import itertools
 import os
 import re
 from datetime import date, datetime
@@ -78,7 +79,7 @@ def test_headings_in_order_and_titles_are_links(project):
     tree = lxml.html.fromstring(kultur_edition(project).html)
     levels = [int(h.tag[1]) for h in tree.iter("h1", "h2", "h3", "h4", "h5", "h6")]
     assert levels[0] == 1
-    assert all(b - a <= 1 for a, b in zip(levels, levels[1:], strict=False)), levels
+    assert all(b - a <= 1 for a, b in itertools.pairwise(levels)), levels
     titles = [h.text_content().strip() for h in tree.iter("h2")]
     assert "Ås satser på kulturskolen" in titles
     links = {a.get("href") for h in tree.iter("h2") for a in h.iter("a")}

@@ -42,3 +42,9 @@ def test_header_without_email_column(project, run_cli):
 def test_missing_file(project, run_cli):
     result = run_cli("subscribers", "import", "finnes-ikke.csv")
     assert result.exit_code == 1 and "finnes-ikke.csv" in result.stderr and "not found" in result.stderr
+
+
+def test_domain_with_aeoeaa_is_stored_in_ascii_form():
+    from digest.subscribers import normalise_address
+
+    assert normalise_address(" kari@bø.kommune.no ") == "kari@xn--b-5ga.kommune.no"
