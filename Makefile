@@ -19,6 +19,7 @@ demo: $(STAMP)
 	$(BIN)/digest subscribers import examples/subscribers.csv
 	$(BIN)/digest preview kultur --as-of 2019-07-01 --out outbox/preview/kultur-2019-07-01.html
 	$(BIN)/digest send kultur --as-of 2019-07-01
+	@echo "Preview: outbox/preview/kultur-2019-07-01.html (open it in a browser); messages: outbox/kultur-2019-07-01/*.eml"
 
 # The browser tests drive Debian's chromium (Playwright never downloads a browser here); install it when missing.
 CHROMIUM := /usr/bin/chromium

@@ -343,7 +343,9 @@ def serve(
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click hands back the code of typer.Exit instead of exiting.
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
     except DigestError as error:
         err.print(f"error: {error}", markup=False, highlight=False)
         sys.exit(1)
@@ -352,10 +354,9 @@ def main() -> None:
     except typer.Abort:
         err.print("aborted")
         sys.exit(130)
-    except Exception as error:  # click's usage errors
-        import click
-
-        if isinstance(error, click.ClickException):
+    except Exception as error:
+        # Usage errors (bad option values) come from click, which typer may vendor: recognise them by shape.
+        if hasattr(error, "show") and isinstance(getattr(error, "exit_code", None), int):
             error.show()
             sys.exit(error.exit_code)
         raise

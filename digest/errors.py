@@ -68,6 +68,10 @@ class TransportError(DigestError, ConnectionError):
     """The transport itself failed (cannot connect, TLS refused, authentication failed)."""
 
 
+class AddressError(DigestError, ValueError):
+    """An e-mail address that is not one."""
+
+
 class NotFound(DigestError, LookupError):
     """A digest, edition or subscriber named on the command line does not exist."""
 
