@@ -74,7 +74,3 @@ class AddressError(DigestError, ValueError):
 
 class NotFound(DigestError, LookupError):
     """A digest, edition or subscriber named on the command line does not exist."""
-
-
-class AddressError(DigestError, ValueError):
-    """An e-mail address given on the command line is not valid."""

@@ -22,13 +22,16 @@ def decoded_parts(data: bytes) -> tuple[str, str, email.message.EmailMessage]:
 RECIPIENTS = [
     Recipient(subscriber_id=1, email="kari@example.org", name="Kari Nordmann", message_id="<a@ks.no>",
               unsubscribe_url="https://kultur.example.org/avmeld/MTprdWx0dXI.abc_-DEF",
-              unsubscribe_mailto="mailto:unsubscribe@ks.no?subject=avmeld%20MTprdWx0dXI.abc_-DEF"),
+              unsubscribe_mailto="mailto:unsubscribe@ks.no?subject=avmeld%20MTprdWx0dXI.abc_-DEF",
+              preferences_url="https://kultur.example.org/innstillinger/MTprdWx0dXI.xyz_-GHI"),
     Recipient(subscriber_id=2, email="bjorn.aase@xn--b-5ga.kommune.no", name="Bjørn Æsøy-Ålesund <og=co> & " + "x" * 90,
               message_id="<b@ks.no>",
               unsubscribe_url="https://kultur.example.org/avmeld/" + "A" * 120 + "?a=1&b=2",
-              unsubscribe_mailto="mailto:unsubscribe@ks.no?subject=avmeld"),
+              unsubscribe_mailto="mailto:unsubscribe@ks.no?subject=avmeld",
+              preferences_url="https://kultur.example.org/innstillinger/" + "B" * 120 + "?c=3&d=4"),
     Recipient(subscriber_id=3, email="p@example.org", name="", message_id="<c@ks.no>",
-              unsubscribe_url="https://kultur.example.org/avmeld/x", unsubscribe_mailto="mailto:u@ks.no"),
+              unsubscribe_url="https://kultur.example.org/avmeld/x", unsubscribe_mailto="mailto:u@ks.no",
+              preferences_url="https://kultur.example.org/innstillinger/y"),
 ]
 
 
@@ -45,10 +48,12 @@ def test_substituted_bytes_decode_to_the_personalised_edition(project, recipient
 
     greeting = f"Hei, {recipient.name}!" if recipient.name else "Hei!"
     expected_text = (rendered.text.replace("@@greeting@@", greeting).replace("@@email@@", recipient.email)
-                     .replace("@@unsubscribe_url@@", recipient.unsubscribe_url))
+                     .replace("@@unsubscribe_url@@", recipient.unsubscribe_url)
+                     .replace("@@preferences_url@@", recipient.preferences_url))
     expected_html = (rendered.html.replace("@@greeting@@", html_module.escape(greeting))
                      .replace("@@email@@", html_module.escape(recipient.email))
-                     .replace("@@unsubscribe_url@@", html_module.escape(recipient.unsubscribe_url)))
+                     .replace("@@unsubscribe_url@@", html_module.escape(recipient.unsubscribe_url))
+                     .replace("@@preferences_url@@", html_module.escape(recipient.preferences_url)))
     assert text.replace("\r\n", "\n") == expected_text
     assert html.replace("\r\n", "\n") == expected_html.replace("\r\n", "\n")
     assert message["To"].addresses[0].addr_spec == recipient.email
