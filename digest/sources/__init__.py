@@ -94,7 +94,9 @@ def collect(settings: Settings, digest: DigestConfig, *, store: Store | None = N
     With a store, web sources use conditional GET (an unchanged feed costs a 304) and undated items keep the time
     they were first seen; without one, every fetch is full and undated items are dated `now`.
     """
-    now = now or datetime.now(UTC)
+    # Whole seconds: a first-seen time becomes a published date, and nobody needs its microseconds.
+    now = (now or datetime.now(UTC)).replace(microsecond=0)
+    tz = digest.timezone
     reports: dict[int, SourceReport] = {}
     articles: dict[int, list[Article]] = {}
     web: list[tuple[int, WebSource]] = []
@@ -111,15 +113,14 @@ def collect(settings: Settings, digest: DigestConfig, *, store: Store | None = N
 
     undated: dict[int, list[Item]] = {}
     labels: dict[int, str] = {}
-    for index, source, outcome in _fetch_and_parse(settings, web, store, digest.timezone):
+    for index, source, outcome in _fetch_and_parse(settings, web, store, tz):
         name = source.label or source.url
         if isinstance(outcome, SourceError):
-            reports[index] = SourceReport(name=name, kind=source.type, location=source.url, error=str(outcome),
-                                          seconds=getattr(outcome, "seconds", 0.0))
+            reports[index] = SourceReport(name=name, kind=source.type, location=source.url, error=str(outcome))
             continue
         parsed, fetched_not_modified, seconds = outcome
         label = labels[index] = source.label or urlsplit(source.url).hostname or source.url
-        articles[index] = [_article(item, label) for item in parsed.items if item.published is not None]
+        articles[index] = [_article(item, label, tz) for item in parsed.items if item.published is not None]
         undated[index] = [item for item in parsed.items if item.published is None]
         note = parsed.note
         if parsed.skipped:
@@ -132,7 +133,7 @@ def collect(settings: Settings, digest: DigestConfig, *, store: Store | None = N
         urls = [item.url for items in undated.values() for item in items]
         seen = store.first_seen(urls, now) if store is not None else dict.fromkeys(urls, now)
         for index, items in undated.items():
-            articles[index].extend(_article(replace(item, published=seen[item.url]), labels[index]) for item in items)
+            articles[index].extend(_article(replace(item, published=seen[item.url]), labels[index], tz) for item in items)
 
     ordered_reports = tuple(reports[index] for index in sorted(reports))
     for report in ordered_reports:
@@ -194,7 +195,8 @@ def _parse(source: WebSource, body: bytes, *, url: str, content_type: str | None
     return parse_feed(body, url=url, content_type=content_type, tz=tz, kicker=source.kicker)
 
 
-def _article(item: Item, label: str) -> Article:
+def _article(item: Item, label: str, tz: tzinfo) -> Article:
     assert item.published is not None
-    return Article(url=item.url, title=item.title, teaser=item.teaser, published=item.published, source=label,
-                   kicker=item.kicker, image=item.image, image_alt=item.image_alt)
+    # In the digest's zone: the e-mail prints the date, and 23:30 UTC is already tomorrow in Oslo.
+    return Article(url=item.url, title=item.title, teaser=item.teaser, published=item.published.astimezone(tz),
+                   source=label, kicker=item.kicker, image=item.image, image_alt=item.image_alt)
