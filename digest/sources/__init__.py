@@ -133,7 +133,8 @@ def collect(settings: Settings, digest: DigestConfig, *, store: Store | None = N
         urls = [item.url for items in undated.values() for item in items]
         seen = store.first_seen(urls, now) if store is not None else dict.fromkeys(urls, now)
         for index, items in undated.items():
-            articles[index].extend(_article(replace(item, published=seen[item.url]), labels[index], tz) for item in items)
+            articles[index].extend(
+                _article(replace(item, published=seen[item.url]), labels[index], tz) for item in items)
 
     ordered_reports = tuple(reports[index] for index in sorted(reports))
     for report in ordered_reports:
