@@ -209,8 +209,9 @@ def collect_command(
             err.print(("" if report.ok else "warning: ") + report.describe(), markup=False, highlight=False)
         if explain:
             for exclusion in prepared.excluded:
-                err.print(f"left out ({exclusion.reason}): {exclusion.article.title} [{exclusion.article.source}] "
-                          f"— {exclusion.detail}", markup=False, highlight=False)
+                article = exclusion.article
+                err.print(f"left out ({exclusion.reason}): {article.title} [{article.source}, "
+                          f"{_local(article.published, tz)}]: {exclusion.detail}", markup=False, highlight=False)
         return
 
     state = "already sent" if edition.sent else "not sent yet"
@@ -229,15 +230,11 @@ def collect_command(
             mark = "ok  " if report.ok else "FAIL"
             out.print(f"  {mark} {report.describe()}", markup=False, highlight=False)
     if explain:
-        if not prepared.excluded:
-            out.print("Nothing was left out.")
-        else:
-            table = Table("Left out", "Published", "Source", "Title", "Why")
-            for exclusion in prepared.excluded:
-                article = exclusion.article
-                table.add_row(exclusion.reason, _local(article.published, tz), article.source, article.title,
-                              exclusion.detail)
-            out.print(table)
+        out.print(f"Left out: {len(prepared.excluded)}" if prepared.excluded else "Nothing was left out.")
+        for exclusion in prepared.excluded:
+            article = exclusion.article
+            out.print(f"  {exclusion.reason}: {article.title} [{article.source}, {_local(article.published, tz)}]: "
+                      f"{exclusion.detail}", markup=False, highlight=False)
 
 
 def _article_json(article: Article) -> dict[str, str | None]:
