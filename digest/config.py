@@ -252,6 +252,11 @@ def load_settings(path: str | Path, environ: dict[str, str] | None = None) -> Se
             message = "unknown key"
         elif first["type"] == "missing":
             message = "required key is missing"
+        elif first["type"] == "union_tag_invalid":
+            ctx = first.get("ctx", {})
+            message = f"unknown {ctx.get('discriminator')} {ctx.get('tag')!r} (known: {ctx.get('expected_tags')})"
+        elif first["type"] == "union_tag_not_found":
+            message = f"required key {first.get('ctx', {}).get('discriminator')} is missing"
         line = _line_of(node, loc, env_overridden={k for k, v in overrides.items() if env.get(v)})
         raise ConfigError(message, path=path, line=line, key=key) from None
     return settings.model_copy(update={"root": path.resolve().parent})

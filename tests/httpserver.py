@@ -20,6 +20,8 @@ class Route:
     etag: str | None = None
     last_modified: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    # The first `fail_first` requests get 503 Service Unavailable (a server that recovers).
+    fail_first: int = 0
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,10 @@ class HTTPFixtureServer:
             def do_GET(self) -> None:
                 route = fixture.routes.get(self.path.split("?", 1)[0])
                 status = 404 if route is None else route.status
+                with fixture._lock:
+                    if route is not None and route.fail_first > 0:
+                        route.fail_first -= 1
+                        status = 503
                 if route is not None and route.etag and self.headers.get("If-None-Match") == route.etag:
                     status = 304
                 with fixture._lock:
@@ -104,7 +110,8 @@ class HTTPFixtureServer:
                     headers["ETag"] = route.etag
                 if route.last_modified:
                     headers["Last-Modified"] = route.last_modified
-                self._answer(status, b"" if status == 304 else route.body, route.content_type, headers)
+                body = b"" if status == 304 else b"busy" if status == 503 else route.body
+                self._answer(status, body, route.content_type, headers)
 
             def _answer(self, status: int, body: bytes, content_type: str, headers: dict[str, str]) -> None:
                 try:
