@@ -26,6 +26,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/render.py
+	$(BIN)/python bench/collect.py
 
 clean:
 	rm -rf $(VENV) outbox digest.db .pytest_cache

@@ -257,12 +257,14 @@ class Store:
         return CachedResponse(url=row.url, final_url=row.final_url, etag=row.etag, last_modified=row.last_modified,
                               content_type=row.content_type, body=row.body, fetched_at=_aware(row.fetched_at))
 
-    def remember_response(self, response: CachedResponse) -> None:
-        values = {"final_url": response.final_url, "etag": response.etag, "last_modified": response.last_modified,
-                  "content_type": response.content_type, "body": response.body,
-                  "fetched_at": _utc(response.fetched_at)}
+    def remember_responses(self, responses: Iterable[CachedResponse]) -> None:
+        """Keep these answers (one transaction), replacing what was cached for the same URLs."""
         with self.engine.begin() as conn:
-            _upsert(conn, http_cache, {"url": response.url, **values}, update=list(values))
+            for response in responses:
+                values = {"final_url": response.final_url, "etag": response.etag,
+                          "last_modified": response.last_modified, "content_type": response.content_type,
+                          "body": response.body, "fetched_at": _utc(response.fetched_at)}
+                _upsert(conn, http_cache, {"url": response.url, **values}, update=list(values))
 
     def first_seen(self, urls: Iterable[str], now: datetime) -> dict[str, datetime]:
         """When each URL was first seen, recording `now` for those never seen before.

@@ -18,7 +18,7 @@ from digest.config import DigestConfig, FeedSource, PageSource, Settings
 from digest.errors import SourceError
 from digest.models import Article
 from digest.sources.feeds import parse_feed
-from digest.sources.fetch import FetchError, FetchRequest, fetch_all, user_agent
+from digest.sources.fetch import Fetched, FetchRequest, fetch_all, user_agent
 from digest.sources.files import load_articles
 from digest.sources.normalise import Item, Parsed
 from digest.sources.pages import parse_page
@@ -152,41 +152,43 @@ def _fetch_and_parse(settings: Settings, web: list[tuple[int, WebSource]], store
                      ) -> Iterator[tuple[int, WebSource, SourceError | tuple[Parsed, bool, float]]]:
     from digest.store import CachedResponse
 
-    cached = {source.url: store.cached_response(source.url) if store is not None else None for _, source in web}
+    cached = [store.cached_response(source.url) if store is not None else None for _, source in web]
     requests = [
         FetchRequest(url=source.url, timeout=source.timeout, retries=source.retries, max_bytes=source.max_bytes,
-                     etag=cached[source.url].etag if cached[source.url] else None,
-                     last_modified=cached[source.url].last_modified if cached[source.url] else None)
-        for _, source in web
+                     etag=previous.etag if previous else None,
+                     last_modified=previous.last_modified if previous else None)
+        for (_, source), previous in zip(web, cached, strict=True)
     ]
-    outcomes = fetch_all(requests, agent=user_agent(settings.public_url))
-    for (index, source), outcome in zip(web, outcomes, strict=True):
-        if isinstance(outcome, FetchError):
-            yield index, source, outcome
-            continue
-        body, final_url, content_type = outcome.body, outcome.final_url, outcome.content_type
-        previous = cached[source.url]
-        if outcome.not_modified:
+    to_remember: list[CachedResponse] = []
+
+    def read(position: int, fetched: Fetched) -> SourceError | tuple[Parsed, bool, float]:
+        # Runs as each answer arrives, while slower sources are still on their way.
+        source, previous = web[position][1], cached[position]
+        body, final_url, content_type = fetched.body, fetched.final_url, fetched.content_type
+        if fetched.not_modified:
             if previous is None:
-                yield index, source, SourceError("the server answered 304 Not Modified, but we have no earlier copy",
-                                                 url=source.url)
-                continue
+                return SourceError("the server answered 304 Not Modified, but we have no earlier copy",
+                                   url=source.url)
             body, final_url, content_type = previous.body, previous.final_url, previous.content_type
         try:
             parsed = _parse(source, body, url=final_url, content_type=content_type, tz=tz)
         except SourceError as err:
-            yield index, source, err
-            continue
+            return err
         except Exception as err:  # a parser bug on one odd page must not cost the whole edition
             log.exception("source %s: unexpected error while reading %s", source.url, final_url)
-            yield index, source, SourceError(f"unexpected error while reading it: {err!r}", url=source.url)
-            continue
-        if store is not None and not outcome.not_modified and (outcome.etag or outcome.last_modified):
-            # Remembered only after it parsed: validators of a broken body would make us keep the broken copy.
-            store.remember_response(CachedResponse(
-                url=source.url, final_url=final_url, etag=outcome.etag, last_modified=outcome.last_modified,
+            return SourceError(f"unexpected error while reading it: {err!r}", url=source.url)
+        if not fetched.not_modified and (fetched.etag or fetched.last_modified):
+            # Remembered only once it parsed: validators of a broken body would make us keep the broken copy.
+            to_remember.append(CachedResponse(
+                url=source.url, final_url=final_url, etag=fetched.etag, last_modified=fetched.last_modified,
                 content_type=content_type, body=body, fetched_at=datetime.now(UTC)))
-        yield index, source, (parsed, outcome.not_modified, outcome.seconds)
+        return parsed, fetched.not_modified, fetched.seconds
+
+    outcomes = fetch_all(requests, agent=user_agent(settings.public_url), then=read)
+    if store is not None and to_remember:
+        store.remember_responses(to_remember)
+    for (index, source), outcome in zip(web, outcomes, strict=True):
+        yield index, source, outcome
 
 
 def _parse(source: WebSource, body: bytes, *, url: str, content_type: str | None, tz: tzinfo) -> Parsed:

@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from time import monotonic
+from typing import Any, TypeVar
 
 import httpx
 
@@ -22,6 +23,8 @@ from digest.errors import SourceError
 # First pause before a retry; it doubles each time, and never eats more than a quarter of the time left.
 BACKOFF_SECONDS = 0.5
 MAX_REDIRECTS = 5
+
+T = TypeVar("T")
 
 
 class FetchError(SourceError):
@@ -62,29 +65,36 @@ class Fetched:
         return self.status == 304
 
 
+def _unchanged(_index: int, fetched: Fetched) -> Any:
+    return fetched
+
+
 def user_agent(contact_url: str) -> str:
     """An honest User-Agent: who we are, and where a site owner can read about us."""
     return f"kulturdigest/{__version__} (+{contact_url})"
 
 
-def fetch_all(requests: Sequence[FetchRequest], *, agent: str) -> list[Fetched | FetchError]:
+def fetch_all(requests: Sequence[FetchRequest], *, agent: str,
+              then: Callable[[int, Fetched], T] = _unchanged) -> list[T | FetchError]:
     """Fetch every request concurrently; the result list matches the request list, one outcome each.
 
-    Runs its own event loop (in a helper thread when the caller already runs one), so callers stay synchronous.
+    `then(index, answer)` runs on each answer as soon as it arrives (parsing a fast feed while a slow one is still
+    on its way), so the wall time stays close to the slowest source. Runs its own event loop (in a helper thread
+    when the caller already runs one), so callers stay synchronous.
     """
     if not requests:
         return []
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(fetch_all_async(requests, agent=agent))
+        return asyncio.run(fetch_all_async(requests, agent=agent, then=then))
     # Called from async code (e.g. a web handler): asyncio.run cannot nest, so give it a thread of its own.
-    outcome: list[list[Fetched | FetchError]] = []
+    outcome: list[list[T | FetchError]] = []
     failure: list[BaseException] = []
 
     def work() -> None:
         try:
-            outcome.append(asyncio.run(fetch_all_async(requests, agent=agent)))
+            outcome.append(asyncio.run(fetch_all_async(requests, agent=agent, then=then)))
         except BaseException as err:  # re-raised in the caller's thread below
             failure.append(err)
 
@@ -96,7 +106,8 @@ def fetch_all(requests: Sequence[FetchRequest], *, agent: str) -> list[Fetched |
     return outcome[0]
 
 
-async def fetch_all_async(requests: Sequence[FetchRequest], *, agent: str) -> list[Fetched | FetchError]:
+async def fetch_all_async(requests: Sequence[FetchRequest], *, agent: str,
+                          then: Callable[[int, Fetched], T] = _unchanged) -> list[T | FetchError]:
     limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
     async with httpx.AsyncClient(
         headers={"User-Agent": agent, "Accept-Encoding": "gzip, deflate"},
@@ -106,7 +117,12 @@ async def fetch_all_async(requests: Sequence[FetchRequest], *, agent: str) -> li
         # The per-attempt deadline below is the real limit; httpx's own timeouts only catch a silent socket sooner.
         timeout=httpx.Timeout(60.0),
     ) as client:
-        return list(await asyncio.gather(*(fetch_one(client, request) for request in requests)))
+
+        async def one(index: int, request: FetchRequest) -> T | FetchError:
+            result = await fetch_one(client, request)
+            return result if isinstance(result, FetchError) else then(index, result)
+
+        return list(await asyncio.gather(*(one(index, request) for index, request in enumerate(requests))))
 
 
 async def fetch_one(client: httpx.AsyncClient, request: FetchRequest) -> Fetched | FetchError:
