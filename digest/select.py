@@ -98,8 +98,9 @@ def select_explained(
         else:
             candidates.append(article)
 
-    # Newest first, and a stable order for equal times, so a story's newest version is the one kept.
-    newest_first = sorted(candidates, key=lambda a: (a.published, a.url), reverse=True)
+    # Newest first. Equal times keep the sources' order (the sort is stable): undated items of one listing page,
+    # all first seen at the same moment, stay in the page's own order, which is newest first too.
+    newest_first = sorted(candidates, key=lambda a: a.published, reverse=True)
     kept: list[Article] = []
     by_url: dict[str, Article] = {}
     by_title: dict[tuple[str, str], Article] = {}
