@@ -34,6 +34,7 @@ test: $(STAMP) | $(CHROMIUM)
 
 bench: $(STAMP)
 	$(BIN)/python bench/render.py
+	$(BIN)/python bench/collect.py
 
 clean:
 	rm -rf $(VENV) outbox digest.db .pytest_cache

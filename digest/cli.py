@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import sys
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
 from typing import Annotated
 
@@ -14,14 +15,16 @@ from rich.table import Table
 
 from digest.config import Settings, load_settings
 from digest.errors import DigestError
-from digest.models import SendReport
-from digest.pipeline import nothing_new_message, prepare_edition, send_edition, send_test, write_preview
+from digest.models import Article, SendReport
+from digest.pipeline import prepare, send_edition, send_test, write_preview
 from digest.render import render
 from digest.store import Store
 from digest.subscribers import read_subscriber_csv
 from digest.transports import transport_from_url
 
 EXAMPLES = """Examples:
+
+  digest collect kultur --explain
 
   digest preview kultur --as-of 2019-07-01 --out preview.html
 
@@ -110,9 +113,11 @@ def preview(
     """
     settings = _settings()
     store = _store(settings)
-    edition = prepare_edition(settings, store, name, as_of=_as_of(as_of), now=_now())
-    if not edition.articles:
-        out.print(nothing_new_message(edition))
+    prepared = prepare(settings, store, name, as_of=_as_of(as_of), now=_now())
+    _warn_sources(prepared.source_problems)
+    edition = prepared.edition
+    if prepared.skip_reason and not edition.sent:
+        out.print(prepared.skip_reason)
         return
     rendered = render(settings, settings.digest(name), edition)
     target = out_file or Path("outbox") / "preview" / f"{name}-{edition.key}.html"
@@ -157,7 +162,14 @@ def _progress_bar() -> Progress:
                     console=err, transient=True, disable=not err.is_terminal)
 
 
+def _warn_sources(problems: list[str]) -> None:
+    """Failed sources go to stderr as warnings: the edition is made without them, and the editor should know."""
+    for problem in problems:
+        err.print(f"warning: {problem}", markup=False, highlight=False)
+
+
 def _print_report(report: SendReport, *, test_copy: bool) -> None:
+    _warn_sources(report.source_problems)
     if report.articles == 0:
         out.print(report.problems[0] if report.problems else "Nothing to send.")
         return
@@ -179,6 +191,73 @@ def _print_report(report: SendReport, *, test_copy: bool) -> None:
         out.print("Every subscriber already has this edition; nothing new was sent.")
     for problem in report.problems[:20]:
         err.print(f"  {problem}")
+
+
+@app.command("collect")
+def collect_command(
+    name: Annotated[str, typer.Argument(help="The digest, e.g. kultur.")],
+    as_of: AsOf = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the articles as a JSON list.")] = False,
+    explain: Annotated[bool, typer.Option("--explain", help="Also list what was left out, and why.")] = False,
+) -> None:
+    """Show what the next edition would hold: fetch every source, select, and print the articles. Sends nothing.
+
+    Example: digest collect kultur --explain
+    """
+    settings = _settings()
+    store = _store(settings)
+    prepared = prepare(settings, store, name, as_of=_as_of(as_of), now=_now())
+    edition = prepared.edition
+    tz = settings.digest(name).timezone
+    if as_json:
+        print(json.dumps([_article_json(article) for article in edition.articles], ensure_ascii=False, indent=2))
+        for report in prepared.reports:
+            err.print(("" if report.ok else "warning: ") + report.describe(), markup=False, highlight=False)
+        if explain:
+            for exclusion in prepared.excluded:
+                article = exclusion.article
+                err.print(f"left out ({exclusion.reason}): {article.title} [{article.source}, "
+                          f"{_local(article.published, tz)}]: {exclusion.detail}", markup=False, highlight=False)
+        return
+
+    state = "already sent" if edition.sent else "not sent yet"
+    out.print(f"{name} {edition.key} ({state}): {len(edition.articles)} articles, window "
+              f"{_local(edition.since, tz)} – {_local(edition.until, tz)}", markup=False, highlight=False)
+    if edition.articles:
+        table = Table("Published", "Source", "Title")
+        for article in edition.articles:
+            table.add_row(_local(article.published, tz), article.source, article.title)
+        out.print(table)
+    if prepared.skip_reason and not edition.sent:
+        out.print(prepared.skip_reason, markup=False, highlight=False)
+    if prepared.reports:
+        out.print("Sources:")
+        for report in prepared.reports:
+            mark = "ok  " if report.ok else "FAIL"
+            out.print(f"  {mark} {report.describe()}", markup=False, highlight=False)
+    if explain:
+        out.print(f"Left out: {len(prepared.excluded)}" if prepared.excluded else "Nothing was left out.")
+        for exclusion in prepared.excluded:
+            article = exclusion.article
+            out.print(f"  {exclusion.reason}: {article.title} [{article.source}, {_local(article.published, tz)}]: "
+                      f"{exclusion.detail}", markup=False, highlight=False)
+
+
+def _article_json(article: Article) -> dict[str, str | None]:
+    """The JSON contract of `digest collect --json`: exactly these fields."""
+    return {
+        "url": article.url,
+        "title": article.title,
+        "teaser": article.teaser,
+        "published": article.published.isoformat(),
+        "kicker": article.kicker,
+        "image": article.image,
+        "source": article.source,
+    }
+
+
+def _local(moment: datetime, tz: tzinfo) -> str:
+    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M")
 
 
 @subscribers_app.command("import")

@@ -110,3 +110,5 @@ class SendReport:
     dry_run: bool = False
     destination: str = ""
     problems: list[str] = field(default_factory=list)
+    # Sources that failed while collecting this edition (it went out without them).
+    source_problems: list[str] = field(default_factory=list)

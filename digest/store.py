@@ -757,6 +757,56 @@ class Store:
             chosen.append(Subscriber(id=r.id, email=r.email, name=r.name, status=r.status))
         return chosen
 
+    # -- web sources: HTTP cache, first-seen times, articles sent before -------------------------------------------
+    def cached_response(self, url: str) -> CachedResponse | None:
+        """The last full answer for `url`, with the validators that let the server answer 304 next time."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(http_cache).where(http_cache.c.url == url)).first()
+        if row is None:
+            return None
+        return CachedResponse(url=row.url, final_url=row.final_url, etag=row.etag, last_modified=row.last_modified,
+                              content_type=row.content_type, body=row.body, fetched_at=_aware(row.fetched_at))
+
+    def remember_responses(self, responses: Iterable[CachedResponse]) -> None:
+        """Keep these answers (one transaction), replacing what was cached for the same URLs."""
+        with self.engine.begin() as conn:
+            for response in responses:
+                values = {"final_url": response.final_url, "etag": response.etag,
+                          "last_modified": response.last_modified, "content_type": response.content_type,
+                          "body": response.body, "fetched_at": _utc(response.fetched_at)}
+                _upsert(conn, http_cache, {"url": response.url, **values}, update=list(values))
+
+    def first_seen(self, urls: Iterable[str], now: datetime) -> dict[str, datetime]:
+        """When each URL was first seen, recording `now` for those never seen before.
+
+        Undated articles get this as their date, so an item does not look new again in every edition.
+        """
+        wanted = set(urls)
+        if not wanted:
+            return {}
+        with self.engine.begin() as conn:
+            known = {
+                row.url: _aware(row.first_seen)
+                for chunk in _chunks(sorted(wanted), 500)
+                for row in conn.execute(sa.select(seen_articles).where(seen_articles.c.url.in_(chunk)))
+            }
+            missing = sorted(wanted - set(known))
+            for url in missing:
+                # Another process may record the same URL meanwhile: keep whichever time got there first.
+                _upsert(conn, seen_articles, {"url": url, "first_seen": _utc(now)}, update=[])
+            for chunk in _chunks(missing, 500):
+                for row in conn.execute(sa.select(seen_articles).where(seen_articles.c.url.in_(chunk))):
+                    known[row.url] = _aware(row.first_seen)
+        return known
+
+    def sent_articles(self, digest: str, *, before: date) -> list[Article]:
+        """Every article of the digest's editions dated before `before`: they must never return."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(editions.c.articles).where(editions.c.digest == digest, editions.c.day < before)
+            ).all()
+        return [Article.from_json(item) for row in rows for item in json.loads(row.articles)]
+
 
 def _stored_edition(row: sa.Row) -> StoredEdition:
     day: date = row.day
@@ -794,3 +844,64 @@ def _receives_digest(digest: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
 
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else _aware(value).isoformat()
+
+# -- web sources --------------------------------------------------------------------------------------------------
+http_cache = sa.Table(
+    "http_cache", metadata,
+    sa.Column("url", sa.String(2000), primary_key=True),
+    sa.Column("final_url", sa.String(2000), nullable=False),
+    sa.Column("etag", sa.String(500), nullable=True),
+    sa.Column("last_modified", sa.String(100), nullable=True),
+    sa.Column("content_type", sa.String(200), nullable=True),
+    # The body is kept so that a 304 can still yield the articles (a preview may have fetched the feed first).
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.Column("fetched_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+seen_articles = sa.Table(
+    "seen_articles", metadata,
+    sa.Column("url", sa.String(2000), primary_key=True),  # the canonical URL
+    sa.Column("first_seen", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CachedResponse:
+    url: str
+    final_url: str
+    etag: str | None
+    last_modified: str | None
+    content_type: str | None
+    body: bytes
+    fetched_at: datetime
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _upsert(conn: sa.Connection, table: sa.Table, values: dict[str, object], *, update: list[str]) -> None:
+    """Insert a row, or on a primary-key clash update the `update` columns (none: keep the existing row)."""
+    name = conn.dialect.name
+    if name in {"sqlite", "postgresql"}:
+        if name == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert
+        statement = insert(table).values(**values)
+        keys = [column.name for column in table.primary_key]
+        if update:
+            statement = statement.on_conflict_do_update(
+                index_elements=keys, set_={column: statement.excluded[column] for column in update})
+        else:
+            statement = statement.on_conflict_do_nothing(index_elements=keys)
+        conn.execute(statement)
+        return
+    key = {column.name: values[column.name] for column in table.primary_key}
+    where = [table.c[column] == value for column, value in key.items()]
+    if conn.execute(sa.select(sa.func.count()).select_from(table).where(*where)).scalar():
+        if update:
+            conn.execute(table.update().where(*where).values({column: values[column] for column in update}))
+    else:
+        conn.execute(table.insert().values(**values))
