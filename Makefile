@@ -25,7 +25,7 @@ demo: $(STAMP)
 CHROMIUM := /usr/bin/chromium
 
 $(CHROMIUM):
-	@if [ "$$(id -u)" = 0 ]; then apt-get update && apt-get install -y chromium; \
+	@if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	else echo "$(CHROMIUM) is missing: run 'sudo apt-get install -y chromium' (browser tests need it)"; fi
 
 test: $(STAMP) | $(CHROMIUM)
