@@ -807,6 +807,46 @@ class Store:
             ).all()
         return [Article.from_json(item) for row in rows for item in json.loads(row.articles)]
 
+    # -- the editors' desk (issue 7): sent editions for the archive, editor accounts ---------------------------------
+    def sent_editions(self, digest: str, *, before: date | None = None, limit: int | None = None
+                      ) -> list[StoredEdition]:
+        """The digest's editions, newest first (optionally only those dated before `before`)."""
+        query = sa.select(editions).where(editions.c.digest == digest)
+        if before is not None:
+            query = query.where(editions.c.day < before)
+        query = query.order_by(editions.c.day.desc(), editions.c.id.desc())
+        if limit is not None:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            return [_stored_edition(row) for row in conn.execute(query)]
+
+    def save_editor(self, name: str, password_hash: str, *, now: datetime, replace: bool = False) -> bool:
+        """Add an editor (or, with `replace`, set a new password). Returns False when the name is taken."""
+        with self.engine.begin() as conn:
+            exists = conn.scalar(sa.select(sa.func.count()).where(editors.c.name == name))
+            if exists and not replace:
+                return False
+            if exists:
+                conn.execute(editors.update().where(editors.c.name == name)
+                             .values(password_hash=password_hash, updated_at=_utc(now)))
+            else:
+                conn.execute(editors.insert().values(name=name, password_hash=password_hash, created_at=_utc(now),
+                                                     updated_at=_utc(now)))
+        return True
+
+    def editor_password_hash(self, name: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.scalar(sa.select(editors.c.password_hash).where(editors.c.name == name))
+
+    def list_editors(self) -> list[tuple[str, datetime]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(editors.c.name, editors.c.created_at).order_by(editors.c.name)).all()
+        return [(row.name, _aware(row.created_at)) for row in rows]
+
+    def remove_editor(self, name: str) -> bool:
+        with self.engine.begin() as conn:
+            return conn.execute(editors.delete().where(editors.c.name == name)).rowcount > 0
+
 
 def _stored_edition(row: sa.Row) -> StoredEdition:
     day: date = row.day
@@ -862,6 +902,15 @@ seen_articles = sa.Table(
     "seen_articles", metadata,
     sa.Column("url", sa.String(2000), primary_key=True),  # the canonical URL
     sa.Column("first_seen", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Editors of the desk: a name and a salted scrypt hash (digest/editors.py), never the password itself.
+editors = sa.Table(
+    "editors", metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("password_hash", sa.String(300), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 

@@ -1,4 +1,4 @@
-"""The app factory: one FastAPI app, a router per area (unsubscribe, subscribe, preferences; later desk, archive)."""
+"""The app factory: one FastAPI app, a router per area (unsubscribe, subscribe, preferences, desk, archive)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,14 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.sessions import SessionMiddleware
 
 from digest.config import Settings
 from digest.store import Store
 from digest.tokens import resolve_secret
 from digest.transports import Transport, transport_from_url
-from digest.web import preferences, subscribe, unsubscribe
+from digest.web import archive, desk, preferences, subscribe, unsubscribe
+from digest.web.auth import LoginRequired, session_options
 from digest.web.context import WebState
 from digest.web.pages import SECURITY_HEADERS, PageError, error_page, render_page
 from digest.web.ratelimit import RateLimiter
@@ -26,9 +28,10 @@ SIGNUP_WINDOW_SECONDS = 600
 
 def create_app(settings: Settings, store: Store, *, transport: Callable[[], Transport] | None = None,
                secret: bytes | None = None, now: Callable[[], datetime] | None = None,
-               signup_limit: RateLimiter | None = None) -> FastAPI:
-    """The web app over one store. `transport` makes the transport for confirmation mail (default: the one in
-    schedule.yaml), `now` is the clock (tests pass their own)."""
+               signup_limit: RateLimiter | None = None, link_timeout: float | None = 8.0) -> FastAPI:
+    """The web app over one store. `transport` makes the transport for confirmation mail and test copies (default:
+    the one in schedule.yaml), `now` is the clock (tests pass their own), `link_timeout` the seconds the desk gives
+    each link of an e-mail to answer (None: links are not checked)."""
     app = FastAPI(title="kulturdigest", docs_url=None, redoc_url=None, openapi_url=None)
     first = next(iter(settings.digests.values()))
     app.state.digest = WebState(
@@ -43,6 +46,12 @@ def create_app(settings: Settings, store: Store, *, transport: Callable[[], Tran
     app.include_router(unsubscribe.router)
     app.include_router(subscribe.router)
     app.include_router(preferences.router)
+    app.state.desk = desk.desk_for(settings, link_timeout=link_timeout)
+    app.include_router(desk.router)
+    app.include_router(archive.router)
+    # The editors' session cookie; it is scoped to /redaksjon, so the subscribers' pages never see or set one.
+    app.add_middleware(SessionMiddleware, **session_options(app.state.digest.secret,
+                                                            https=settings.public_url.startswith("https://")))
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -54,6 +63,10 @@ def create_app(settings: Settings, store: Store, *, transport: Callable[[], Tran
     @app.exception_handler(PageError)
     async def page_error(request: Request, error: PageError) -> HTMLResponse:
         return error_page(request, error)
+
+    @app.exception_handler(LoginRequired)
+    async def login_required(request: Request, error: LoginRequired) -> Response:
+        return desk.login_redirect(request, error)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> HTMLResponse:
