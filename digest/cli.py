@@ -41,6 +41,8 @@ EXAMPLES = """Examples:
   digest bounces ingest ~/Maildir/.bounces
 
   digest serve --port 8000
+
+  digest editors add kari
 """
 
 app = typer.Typer(
@@ -106,10 +108,13 @@ def preview(
     as_of: AsOf = None,
     out_file: Annotated[Path | None, typer.Option("--out", help="Where to write the HTML (a .txt goes beside it).")]
     = None,
+    open_browser: Annotated[bool, typer.Option("--open", help="Open the preview in the default browser: the "
+                                               "editors' desk when `digest serve` answers at base_url, else the "
+                                               "HTML file.")] = False,
 ) -> None:
     """Render the next edition (or one already sent) to an HTML file and a text file, and print the path.
 
-    Example: digest preview kultur --as-of 2019-07-01 --out preview.html
+    Example: digest preview kultur --as-of 2019-07-01 --out preview.html --open
     """
     settings = _settings()
     store = _store(settings)
@@ -118,6 +123,8 @@ def preview(
     edition = prepared.edition
     if prepared.skip_reason and not edition.sent:
         out.print(prepared.skip_reason)
+        if open_browser:
+            _open_preview(settings, name, as_of, None)
         return
     rendered = render(settings, settings.digest(name), edition)
     target = out_file or Path("outbox") / "preview" / f"{name}-{edition.key}.html"
@@ -126,6 +133,25 @@ def preview(
     err.print(f"{name} {edition.key}: {len(edition.articles)} articles, {rendered.html_bytes / 1024:.0f} KB "
               f"HTML ({state}); text part in {txt_path}")
     print(html_path)
+    if open_browser:
+        _open_preview(settings, name, as_of, html_path)
+
+
+def _open_preview(settings: Settings, name: str, as_of: str | None, html_path: Path | None) -> None:
+    import webbrowser
+
+    from digest.web.desk import desk_is_serving, desk_url
+
+    url = desk_url(settings, name, as_of)
+    if desk_is_serving(settings):
+        where = url
+    elif html_path is not None:
+        where = html_path.resolve().as_uri()
+    else:
+        err.print(f"Nothing to open: `digest serve` does not answer at {settings.public_url}.")
+        return
+    opened = webbrowser.open(where)
+    err.print(f"{'Opened' if opened else 'Could not open a browser for'} {where}", markup=False, highlight=False)
 
 
 @app.command()
@@ -397,13 +423,71 @@ def bounces_ingest(
         err.print(f"  {note}", markup=False, highlight=False)
 
 
+editors_app = typer.Typer(help="Editors of the desk (/redaksjon in `digest serve`).\n\n"
+                          "Example: digest editors add kari", no_args_is_help=True)
+app.add_typer(editors_app, name="editors")
+
+
+@editors_app.command("add")
+def editors_add(
+    name: Annotated[str, typer.Argument(help="The editor's login name, e.g. kari.")],
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from the first line "
+                                                 "of standard input instead of asking (for scripts).")] = False,
+    replace: Annotated[bool, typer.Option("--replace", help="Set a new password for an editor who exists.")]
+    = False,
+) -> None:
+    """Add an editor who may log in to the desk; asks for the password twice. Only a salted hash is stored.
+
+    Example: digest editors add kari
+    """
+    from digest.editors import MIN_PASSWORD_LENGTH, add_editor, check_name
+
+    check_name(name)
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt(f"Password for {name} (at least {MIN_PASSWORD_LENGTH} characters)", hide_input=True,
+                                confirmation_prompt=True)
+    added = add_editor(_store(_settings()), name, password, now=_now(), replace=replace)
+    out.print(f"Editor {added} can now log in at /redaksjon.", markup=False, highlight=False)
+
+
+@editors_app.command("list")
+def editors_list() -> None:
+    """List the editors of the desk.
+
+    Example: digest editors list
+    """
+    editors = _store(_settings()).list_editors()
+    for name, created in editors:
+        out.print(f"{name}  (added {created.strftime('%Y-%m-%d')})", markup=False, highlight=False)
+    out.print(f"{len(editors)} editors")
+
+
+@editors_app.command("remove")
+def editors_remove(
+    name: Annotated[str, typer.Argument(help="The editor's login name.")],
+) -> None:
+    """Remove an editor; their open sessions stop working at once.
+
+    Example: digest editors remove kari
+    """
+    from digest.editors import EditorError, check_name
+
+    name = check_name(name)
+    if not _store(_settings()).remove_editor(name):
+        raise EditorError(f"no editor named {name!r}")
+    out.print(f"Removed editor {name}.", markup=False, highlight=False)
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on (loopback unless told otherwise).")]
     = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
 ) -> None:
-    """Run the web app: one-click unsubscribe, sign-up (/abonner) and preferences. Links use base_url.
+    """Run the web app: one-click unsubscribe, sign-up (/abonner), preferences, the editors' desk (/redaksjon) and
+    the archive (/arkiv). Links use base_url.
 
     Example: digest serve --port 8000
     """

@@ -134,6 +134,31 @@ def next_run(digest: DigestConfig, now: datetime) -> datetime | None:
         return None
 
 
+PING_ANSWER = "kulturdigest"
+
+
+def desk_url(settings: Settings, name: str, as_of: str | None = None) -> str:
+    """The desk's preview page of a digest (optionally of the edition for a date)."""
+    return f"{settings.public_url}{DESK}/{name}" + (f"?dato={as_of[:10]}" if as_of else "")
+
+
+def desk_is_serving(settings: Settings, *, timeout: float = 1.5) -> bool:
+    """Does `digest serve` answer at base_url (so the desk can show the preview)?"""
+    import httpx
+
+    try:
+        response = httpx.get(f"{settings.public_url}{DESK}/ping", timeout=timeout)
+    except httpx.HTTPError:
+        return False
+    return response.status_code == 200 and response.text == PING_ANSWER
+
+
+@router.get(DESK + "/ping")
+def ping() -> Response:
+    """How `digest preview --open` finds out that the desk is there; tells nothing else."""
+    return Response(PING_ANSWER, media_type="text/plain")
+
+
 # -- logging in and out ---------------------------------------------------------------------------------------------
 
 @router.get(LOGIN, response_class=HTMLResponse)
