@@ -166,3 +166,100 @@ def test_an_edition_past_the_clipping_limit_fails_the_size_check(big_desk: Desk)
     found = re.search(r"HTML-en er (\d+) KB, over Gmails grense på omtrent 102 KB", page)
     assert found and int(found.group(1)) > 102, page
     assert "Lenkene er ikke sjekket." in page  # this desk runs without the link check
+
+
+def test_test_copies_go_to_each_address_and_are_recorded_nowhere(desk: Desk, smtp_server: SMTPServer):
+    client = logged_in(desk)
+    page = client.get("/redaksjon/kultur", params={"dato": "2019-07-01"})
+    sent = client.post("/redaksjon/kultur/test", data={"adresser": "red@example.org, Vakt@Example.org",
+                                                        "dato": "2019-07-01", "csrf": csrf_of(page.text)})
+    assert sent.status_code == 303
+    assert sent.headers["location"] == "/redaksjon/kultur?dato=2019-07-01"
+    assert sorted(r.recipients[0] for r in smtp_server.received) == ["Vakt@example.org", "red@example.org"]
+    message = smtp_server.received[0].message
+    assert message["Subject"] == "[TEST] Kultur: Drammen, Larvik eller Sarpsborg blir årets kulturkommune 2019"
+    assert "Hei! Nytt om kultur" in text_of(message)
+    after = client.get(sent.headers["location"])
+    assert "Testen er sendt til red@example.org, Vakt@example.org" in after.text
+    assert desk.store.sent_editions("kultur") == []  # not an edition, not a delivery
+    assert desk.store.find_edition("kultur", "2019-07-01") is None
+
+    bad = client.post("/redaksjon/kultur/test", data={"adresser": "red@example.org ikke-en-adresse",
+                                                       "dato": "2019-07-01", "csrf": csrf_of(after.text)})
+    assert "«ikke-en-adresse» er ikke en gyldig e-postadresse. Ingen test ble sendt." in client.get(
+        bad.headers["location"]).text
+    assert len(smtp_server.received) == 2
+
+
+def test_what_changed_since_the_last_sent_edition(desk: Desk, run_cli):
+    _send(run_cli, "2019-07-01")
+    content = desk.project / "content"
+    # After the send: one article of that edition is edited at the source, one taken down, and a new one written.
+    edited = content / "2019-05-06-lederkonferanse.md"
+    edited.write_text(edited.read_text(encoding="utf-8").replace("title: KS arrangerer lederkonferanse",
+                                                                 "title: KS arrangerer lederkonferanse i Bodø"),
+                      encoding="utf-8")
+    (content / "2018-09-14-regionalisering-av-kulturen.md").unlink()
+    add_article(desk.project, "2019-07-05", "Sommerles for alle")
+
+    client = logged_in(desk)
+    page = client.get("/redaksjon/kultur", params={"dato": "2019-07-08"}).text
+    section = page[page.index('id="h-endringer"'):page.index('id="h-test"')]
+    assert 'Forrige utgave: <a href="/arkiv/kultur/2019-07-01">2019-07-01</a>' in section
+    assert "Nye artikler (1)" in section and "Sommerles for alle" in section
+    assert "Endret hos kilden etter utsending (1)" in section
+    assert "KS arrangerer lederkonferanse i Bodø</a>: endret tittel (var «KS arrangerer lederkonferanse»)" in section
+    assert "Borte fra kildene (1)" in section and "Regionalisering av kulturen" in section
+
+
+def test_archive_serves_the_view_in_browser_link_without_personal_links(desk: Desk, run_cli, smtp_server):
+    assert run_cli("subscribers", "import", "examples/subscribers.csv").exit_code == 0
+    _send(run_cli, "2019-07-01")
+    message = next(r.message for r in smtp_server.received if r.recipients == ["kari.nordmann@example.org"])
+    view = link_in(text_of(message), "/arkiv/kultur/")
+    assert view == f"{desk.url}/arkiv/kultur/2019-07-01"
+    assert view in html_of(message)
+
+    page = httpx.get(view)  # no login, no cookie
+    assert page.status_code == 200
+    assert "set-cookie" not in page.headers
+    assert "Drammen, Larvik eller Sarpsborg blir årets kulturkommune 2019" in page.text
+    assert "Du får denne e-posten fordi du abonnerer på Kultur fra KS." in page.text
+    for personal in ("kari.nordmann@example.org", "Kari", "/avmeld/", "/innstillinger/", "Meld deg av",
+                     "Endre innstillinger", "@@"):
+        assert personal not in page.text, personal
+    assert list_unsubscribe_url(message).split("/avmeld/")[1] not in page.text
+    assert "Vis i nettleser" in page.text
+
+    listing = httpx.get(f"{desk.url}/arkiv/kultur")
+    assert listing.status_code == 200 and 'href="/arkiv/kultur/2019-07-01">1. juli 2019</a>' in listing.text
+    assert httpx.get(f"{desk.url}/arkiv/kultur/2019-07-08").status_code == 404
+    assert httpx.get(f"{desk.url}/arkiv/ukjent/2019-07-01").status_code == 404
+
+
+def test_change_counter_grows_when_a_content_file_or_template_changes(desk: Desk):
+    client = logged_in(desk)
+    first = client.get("/redaksjon/kultur/endringer").json()["versjon"]
+    add_article(desk.project, "2019-06-30", "Kulturnatt i Bodø")
+    deadline = time.monotonic() + 10
+    while client.get("/redaksjon/kultur/endringer").json()["versjon"] == first:
+        assert time.monotonic() < deadline, "the change was not noticed"
+        time.sleep(0.05)
+    # The preview built after the change has the new article.
+    page = client.get("/redaksjon/kultur", params={"dato": "2019-07-01"}).text
+    assert "Kulturnatt i Bodø" in page
+
+
+def test_unsubscribe_post_still_sets_no_cookie_with_the_desk_in_the_app(desk: Desk, run_cli, smtp_server):
+    assert run_cli("subscribers", "import", "examples/subscribers.csv").exit_code == 0
+    _send(run_cli, "2019-07-01")
+    url = list_unsubscribe_url(smtp_server.received[0].message)
+    response = httpx.post(url, data={"List-Unsubscribe": "One-Click"}, follow_redirects=False)
+    assert response.status_code == 200
+    assert "set-cookie" not in response.headers
+
+
+def test_ping_tells_preview_open_that_the_desk_is_there(desk: Desk):
+    response = httpx.get(f"{desk.url}/redaksjon/ping")
+    assert response.status_code == 200 and response.text == "kulturdigest"
+    assert "set-cookie" not in response.headers
