@@ -41,6 +41,10 @@ class LinkResult:
         return f"{self.url}: svarte {self.status}"
 
 
+def _seconds(value: float) -> str:
+    return f"{value:g}".replace(".", ",")
+
+
 async def _probe(client: httpx.AsyncClient, url: str, timeout: float, gate: asyncio.Semaphore) -> LinkResult:
     async with gate:
         try:
@@ -48,7 +52,7 @@ async def _probe(client: httpx.AsyncClient, url: str, timeout: float, gate: asyn
                 async with client.stream("GET", url) as response:
                     return LinkResult(url=url, status=response.status_code)
         except (TimeoutError, httpx.TimeoutException):
-            return LinkResult(url=url, error=f"svarte ikke innen {timeout:g} sekunder")
+            return LinkResult(url=url, error=f"svarte ikke innen {_seconds(timeout)} sekunder")
         except httpx.TooManyRedirects:
             return LinkResult(url=url, error=f"for mange omdirigeringer (over {MAX_REDIRECTS})")
         except httpx.HTTPError as err:
@@ -73,7 +77,7 @@ def check_links(links: Links, *, agent: str, timeout: float = TIMEOUT_SECONDS) -
     results = asyncio.run(probe_all(urls, agent=agent, timeout=timeout))
     broken = [result for result in results if not result.ok and not result.refused]
     refused = [result for result in results if result.refused]
-    checked = f"Sjekket {len(urls)} adresser samtidig (lenker og bilder, {timeout:g} sekunder hver)."
+    checked = f"Sjekket {len(urls)} adresser samtidig (lenker og bilder, {_seconds(timeout)} sekunder hver)."
     if broken:
         count = "Én adresse" if len(broken) == 1 else f"{len(broken)} adresser"
         return Check(key="links", title=title, verdict="fail",
