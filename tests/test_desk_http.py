@@ -263,3 +263,42 @@ def test_ping_tells_preview_open_that_the_desk_is_there(desk: Desk):
     response = httpx.get(f"{desk.url}/redaksjon/ping")
     assert response.status_code == 200 and response.text == "kulturdigest"
     assert "set-cookie" not in response.headers
+
+
+def test_an_empty_edition_fails_the_content_check_and_shows_no_frames(desk: Desk, run_cli):
+    _send(run_cli, "2019-07-01")
+    client = logged_in(desk)
+    page = client.get("/redaksjon/kultur", params={"dato": "2019-07-08"}).text
+    assert "<h1>Kultur: neste utgave</h1>" in page
+    assert _check(page, "articles") == "fail"
+    assert "Utgaven er tom: ingen nye artikler siden forrige utgave, så den blir ikke sendt." in page
+    assert "No new articles for &#39;kultur&#39;" in page  # the pipeline's own reason, as `digest send` says it
+    assert "<iframe" not in page and 'id="h-test"' not in page
+    assert client.get("/redaksjon/kultur/epost", params={"dato": "2019-07-08"}).status_code == 404
+
+    # The day that was sent is shown as it was sent.
+    sent = client.get("/redaksjon/kultur", params={"dato": "2019-07-01"}).text
+    assert "<h1>Kultur: utgaven 2019-07-01</h1>" in sent
+    assert "allerede sendt (vist slik den ble sendt)" in sent
+
+
+def test_the_digest_list_shows_the_last_edition_and_the_schedule(desk: Desk, run_cli):
+    _send(run_cli, "2019-07-01")
+    page = logged_in(desk).get("/redaksjon").text
+    assert '<a href="/arkiv/kultur/2019-07-01">2019-07-01</a>, 6 artikler' in page
+    assert "cron <code>0 7 * * mon</code>, Europe/Oslo" in page
+    assert 'href="/redaksjon/kultur">Forhåndsvis neste utgave' in page
+
+
+def test_the_digest_list_shows_the_next_run_when_the_scheduler_is_installed(desk: Desk):
+    pytest.importorskip("digest.scheduler")
+    page = logged_in(desk).get("/redaksjon").text
+    assert re.search(r'<time datetime="2019-07-0[18]T07:00:00\+02:00">2019-07-0[18] 07:00</time>', page), page
+
+
+def test_the_watcher_covers_the_email_templates_and_the_content_folders(desk: Desk):
+    from digest.render import TEMPLATES
+
+    paths = desk.app.state.desk.changes.paths  # type: ignore[attr-defined]
+    assert TEMPLATES.resolve() in paths
+    assert (desk.project / "content").resolve() in paths

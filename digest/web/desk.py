@@ -236,7 +236,10 @@ def preview_page(request: Request, name: str, dato: Annotated[str | None, Query(
     preview = _preview(request, name, day, need_links=True)
     query = f"?dato={day.isoformat()}" if day else ""
     flash = request.session.pop("flash", None)
-    return _page(request, "desk_preview.html", heading=f"{digest.title}: neste utgave", name=name, digest=digest,
+    edition = preview.edition
+    heading = (f"{digest.title}: utgaven {edition.key}" if edition is not None and edition.sent
+               else f"{digest.title}: neste utgave")
+    return _page(request, "desk_preview.html", heading=heading, name=name, digest=digest,
                  preview=preview, day=day, query=query, flash=flash, version=preview.version,
                  verdicts=[check.verdict for check in preview.checks])
 
