@@ -302,3 +302,17 @@ def test_the_watcher_covers_the_email_templates_and_the_content_folders(desk: De
     paths = desk.app.state.desk.changes.paths  # type: ignore[attr-defined]
     assert TEMPLATES.resolve() in paths
     assert (desk.project / "content").resolve() in paths
+
+
+def test_login_returns_only_to_pages_of_the_desk(desk: Desk):
+    from digest.web.auth import safe_next
+
+    assert safe_next("/redaksjon/kultur?dato=2019-07-01") == "/redaksjon/kultur?dato=2019-07-01"
+    for elsewhere in ("https://evil.example/", "//evil.example/redaksjon", "/redaksjonevil", "/avmeld/x", ""):
+        assert safe_next(elsewhere) == "/redaksjon", elsewhere
+    client = httpx.Client(base_url=desk.url)
+    page = client.get("/redaksjon/logg-inn", params={"neste": "https://evil.example/"})
+    assert 'name="neste" value="/redaksjon"' in page.text
+    done = client.post("/redaksjon/logg-inn", data={"navn": EDITOR, "passord": "riktig hest batteri stift",
+                                                     "csrf": csrf_of(page.text), "neste": "https://evil.example/"})
+    assert done.headers["location"] == "/redaksjon"

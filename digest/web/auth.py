@@ -103,6 +103,6 @@ def login_url(next_path: str = "") -> str:
 
 def safe_next(value: str) -> str:
     """Only a path inside the desk: a login link must not send anyone to another site."""
-    if value.startswith(DESK) and not value.startswith("//") and "\\" not in value:
+    if (value == DESK or value.startswith((DESK + "/", DESK + "?"))) and "\\" not in value:
         return value
     return DESK
