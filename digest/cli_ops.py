@@ -54,7 +54,8 @@ def status() -> None:
         table = Table(title=f"{item.name}", title_justify="left", show_header=False, box=None, pad_edge=False)
         table.add_column(style="bold")
         table.add_column()
-        table.add_row("Next run", f"{item.local(item.next_run)}  ({item.cron}, {item.timezone.key})")
+        table.add_row("Next run", item.local(item.next_run))
+        table.add_row("Schedule", f"{item.cron} ({item.timezone.key}), misfire grace {item.misfire_grace}")
         if item.last_edition is None:
             table.add_row("Last edition", "none yet")
         else:

@@ -86,16 +86,27 @@ def crontab_weekdays(field: str) -> str:
 class CronSchedule(CronTrigger):
     """A cron trigger that fires once, not twice, when the clocks go back and a wall-clock time happens twice.
 
-    (APScheduler 3 fires 02:30 at both 02:30+02:00 and 02:30+01:00 on the last Sunday of October. In the gap of the
-    spring change it fires an hour late, at 03:30, which is what cron does too.)
+    APScheduler 3.11 fires 02:30 at 02:30+02:00 and again at 02:30+01:00 on the last Sunday of October, and given
+    the second as the previous fire time it returns that same time again, for ever. Here the search always starts
+    from an instant in UTC (no fold to lose), and a time whose wall clock repeats the previous one is skipped.
+    In the gap of the spring change it fires an hour late, at 03:30, which is what cron does too.
     """
 
     def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
-        fire = super().get_next_fire_time(previous_fire_time, now)
-        if fire is not None and previous_fire_time is not None and _wall(fire, self.timezone) == _wall(
-                previous_fire_time, self.timezone):
-            fire = super().get_next_fire_time(fire, fire + timedelta(microseconds=1))
+        start = now.astimezone(UTC)
+        if previous_fire_time is not None:
+            # Like APScheduler: from just after the previous run, so runs missed meanwhile are found and coalesced.
+            start = min(start, _after(previous_fire_time))
+        fire = super().get_next_fire_time(None, start)
+        if fire is not None and previous_fire_time is not None and (
+                fire <= previous_fire_time or _wall(fire, self.timezone) == _wall(previous_fire_time, self.timezone)):
+            fire = super().get_next_fire_time(None, _after(fire))
         return fire
+
+
+def _after(moment: datetime) -> datetime:
+    # In UTC: adding to a local time in the repeated hour would drop its fold and land an hour earlier.
+    return moment.astimezone(UTC) + timedelta(microseconds=1)
 
 
 def _wall(moment: datetime, tz: Any) -> datetime:
@@ -135,7 +146,7 @@ def latest_run(trigger: CronTrigger, at: datetime, *, horizon: timedelta = timed
         fire = trigger.get_next_fire_time(None, at - window)
         if fire is not None and fire <= at:
             while True:
-                later = trigger.get_next_fire_time(fire, fire + timedelta(microseconds=1))
+                later = trigger.get_next_fire_time(fire, _after(fire))
                 if later is None or later > at:
                     return fire
                 fire = later
@@ -258,12 +269,12 @@ def missed_run(rt: Runtime, name: str, scheduled_for: datetime, late: timedelta)
     if not rt.store.record_missed_run(name, scheduled_for, late):
         return "up_to_date"
     log_event("run_missed", logging.WARNING, digest=name, edition=key,
-              scheduled_for=_local(digest, scheduled_for), late_by=_duration(late),
-              misfire_grace=_duration(digest.schedule.misfire_grace), note="skipped; not sent late")
+              scheduled_for=_local(digest, scheduled_for), late_by=format_duration(late),
+              misfire_grace=format_duration(digest.schedule.misfire_grace), note="skipped; not sent late")
     return _count(name, "missed")
 
 
-def _duration(value: timedelta) -> str:
+def format_duration(value: timedelta) -> str:
     minutes = int(value.total_seconds() // 60)
     days, rest = divmod(minutes, 24 * 60)
     hours, minutes = divmod(rest, 60)
@@ -309,7 +320,7 @@ def _gate(rt: Runtime, record: ApprovalRecord) -> str | None:
         if late > digest.schedule.misfire_grace:
             if rt.store.decide_approval(record.digest, record.key, to="expired", allowed_from=("pending",)):
                 log_event("approval_expired", logging.WARNING, digest=record.digest, edition=record.key,
-                          reason=f"auto_after passed {_duration(late)} ago, beyond misfire_grace")
+                          reason=f"auto_after passed {format_duration(late)} ago, beyond misfire_grace")
             return "expired"
         if rt.store.decide_approval(record.digest, record.key, to="approved", allowed_from=("pending",), by="auto"):
             log_event("approval_auto", digest=record.digest, edition=record.key,

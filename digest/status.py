@@ -11,7 +11,7 @@ from babel.dates import format_datetime
 
 from digest.config import DigestConfig, Settings
 from digest.errors import DigestError
-from digest.scheduler import next_run
+from digest.scheduler import format_duration, next_run
 from digest.sources.files import load_articles
 from digest.store import ApprovalRecord, Store
 
@@ -29,6 +29,7 @@ class DigestStatus:
     timezone: ZoneInfo
     locale: str
     cron: str
+    misfire_grace: str
     next_run: datetime | None
     last_edition: str | None
     counts: dict[str, int]
@@ -85,6 +86,7 @@ def digest_status(settings: Settings, store: Store, now: datetime) -> list[Diges
             timezone=digest.timezone,
             locale=digest.locale,
             cron=digest.schedule.cron,
+            misfire_grace=format_duration(digest.schedule.misfire_grace),
             next_run=next_run(digest, now),
             last_edition=None if stored is None else stored.edition.key,
             counts={} if stored is None else store.delivery_counts(stored.id),
