@@ -68,9 +68,21 @@ class JSONFormatter(logging.Formatter):
         return json.dumps(data, ensure_ascii=False)
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is at the time (it may be replaced after logging was set up, e.g. in tests)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> IO[str]:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: IO[str]) -> None:
+        pass
+
+
 def configure_logging(log_format: str = "text", stream: IO[str] | None = None) -> logging.Handler:
-    """Send our events (and APScheduler's warnings) to `stream`, one line each. Returns the handler."""
-    handler = logging.StreamHandler(stream or sys.stderr)
+    """Send our events (and APScheduler's warnings) to `stream` (stderr), one line each. Returns the handler."""
+    handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
     handler.setFormatter(JSONFormatter() if log_format == "json" else TextFormatter())
     for name, level in (("digest", logging.INFO), ("apscheduler", logging.WARNING),
                         # APScheduler's "was missed by" warning: our run_missed event says it, with the digest.

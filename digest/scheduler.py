@@ -8,6 +8,7 @@ atomically, so a second scheduler, a cron-driven `digest run --once` or a manual
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
@@ -22,6 +23,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.base import ConflictingIdError
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -476,9 +478,9 @@ class DigestScheduler:
     def __init__(self, rt: Runtime, *, housekeeping_seconds: float = HOUSEKEEPING_SECONDS) -> None:
         self.rt = rt
         self.housekeeping_seconds = housekeeping_seconds
+        self.jobstore = SQLAlchemyJobStore(engine=rt.store.engine, tablename=JOB_TABLE)
         self.scheduler = BackgroundScheduler(
-            jobstores={"default": SQLAlchemyJobStore(engine=rt.store.engine, tablename=JOB_TABLE),
-                       "memory": MemoryJobStore()},
+            jobstores={"default": self.jobstore, "memory": MemoryJobStore()},
             executors={"default": ThreadPoolExecutor(max_workers=2)},
             job_defaults={"coalesce": True, "max_instances": 1},
             timezone=UTC,
@@ -492,6 +494,9 @@ class DigestScheduler:
         global _runtime
         _runtime = self.rt
         self.scheduler.add_listener(self._on_missed, EVENT_JOB_MISSED)
+        # Two processes starting on a new database: the other may create the table between check and create.
+        with contextlib.suppress(sa.exc.OperationalError):
+            self.jobstore.jobs_t.create(self.rt.store.engine, checkfirst=True)
         self.scheduler.start(paused=True)
         self._sync_jobs()
         self.scheduler.add_job(housekeeping, IntervalTrigger(seconds=self.housekeeping_seconds), id="housekeeping",
@@ -517,10 +522,12 @@ class DigestScheduler:
                 now = self.rt.clock()
                 due = latest_run(trigger, now)
                 first = due if due is not None and now - due <= digest.schedule.misfire_grace else None
-                self.scheduler.add_job("digest.scheduler:scheduled_run", trigger=trigger, args=[name], id=job_id,
-                                       name=f"{name} edition", jobstore="default", misfire_grace_time=grace,
-                                       coalesce=True, max_instances=1,
-                                       **({"next_run_time": first} if first is not None else {}))
+                # A second `digest run` on this database may have added it a moment ago; the store keeps us safe.
+                with contextlib.suppress(ConflictingIdError):
+                    self.scheduler.add_job("digest.scheduler:scheduled_run", trigger=trigger, args=[name],
+                                           id=job_id, name=f"{name} edition", jobstore="default",
+                                           misfire_grace_time=grace, coalesce=True, max_instances=1,
+                                           **({"next_run_time": first} if first is not None else {}))
                 continue
             if repr(job.trigger) != repr(trigger):
                 self.scheduler.reschedule_job(job_id, jobstore="default", trigger=trigger)

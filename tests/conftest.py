@@ -35,14 +35,14 @@ class RecordingHandler:
     received: list[Received] = field(default_factory=list)
     replies: dict[str, str] = field(default_factory=dict)
 
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802 (aiosmtpd API)
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         reply = self.replies.get(address)
         if reply:
             return reply
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd API)
+    async def handle_DATA(self, server, session, envelope):
         self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
         return "250 Message accepted for delivery"
 

@@ -26,7 +26,7 @@ def edit_schedule(project: Path, **digest_changes: Any) -> None:
         else:
             kultur[key] = value
     # The demo articles are from 2018-2019; a look-back long enough keeps them in any edition these tests build.
-    kultur.setdefault("first_window_days", 20000)
+    kultur["first_window_days"] = 20000
     path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
 
 
