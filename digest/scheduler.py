@@ -12,7 +12,7 @@ import contextlib
 import logging
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -171,6 +171,19 @@ class Runtime:
     store: Store
     stopping: threading.Event = field(default_factory=threading.Event)
     clock: Callable[[], datetime] = _utcnow
+    # Editions this process is sending right now, so the minute tick does not "resume" one still in progress.
+    sending: set[tuple[str, str]] = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @contextlib.contextmanager
+    def sending_edition(self, name: str, key: str) -> Iterator[None]:
+        with self._lock:
+            self.sending.add((name, key))
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.sending.discard((name, key))
 
     def transport(self) -> Transport:
         return transport_from_url(self.settings.transport, root=self.settings.root)
@@ -223,8 +236,9 @@ def _source_label(settings: Settings, digest: DigestConfig, path: str) -> str:
 
 
 def _send(rt: Runtime, name: str, key: str, *, as_of: date | datetime) -> str:
-    report = send_edition(rt.settings, rt.store, rt.transport(), name, as_of=as_of, now=rt.clock(),
-                          stop=rt.stopping.is_set)
+    with rt.sending_edition(name, key):
+        report = send_edition(rt.settings, rt.store, rt.transport(), name, as_of=as_of, now=rt.clock(),
+                              stop=rt.stopping.is_set)
     for state in ("sent", "deferred", "failed"):
         if getattr(report, state):
             DELIVERIES.labels(name, state).inc(getattr(report, state))
@@ -402,6 +416,8 @@ def resume_unfinished(rt: Runtime, name: str) -> list[str]:
     for stored in rt.store.unfinished_editions(name, started_after=rt.clock() - digest.schedule.misfire_grace):
         if rt.stopping.is_set():
             break
+        if (name, stored.edition.key) in rt.sending:
+            continue
         log_event("edition_resumed", digest=name, edition=stored.edition.key)
         try:
             outcomes.append(_send(rt, name, stored.edition.key, as_of=stored.edition.date))
