@@ -83,9 +83,65 @@ class FilesSource(_Strict):
     label: str | None = None
 
 
-# One kind of source so far; more kinds join as a union discriminated by `type`.
-Source = FilesSource
-SOURCE_TYPES = frozenset({"files"})
+def _web_url(value: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ValueError(f"{value!r} is not an absolute http(s) URL")
+    return value
+
+
+def _css_selector(value: str) -> str:
+    from cssselect import SelectorError
+    from lxml.cssselect import CSSSelector
+
+    try:
+        CSSSelector(value, translator="html")
+    except SelectorError as err:
+        raise ValueError(f"{value!r} is not a CSS selector we can use ({err})") from None
+    return value
+
+
+WebUrl = Annotated[str, AfterValidator(_web_url)]
+CssSelector = Annotated[str, Field(min_length=1), AfterValidator(_css_selector)]
+
+
+class _WebSource(_Strict):
+    """What feeds and pages share: where, what to call it, and how patient to be with the server."""
+
+    url: WebUrl
+    label: SingleLine | None = None
+    kicker: SingleLine | None = None
+    # The whole budget for this source, retries included: a hanging server never delays an edition beyond it.
+    timeout: float = Field(default=20.0, gt=0, le=300)
+    retries: int = Field(default=2, ge=0, le=5)
+    max_bytes: int = Field(default=5_000_000, ge=1_000)
+
+
+class FeedSource(_WebSource):
+    type: Literal["feed"]
+
+
+class PageSelectors(_Strict):
+    """CSS selectors for a listing page: `item` finds each entry, the others are read inside it."""
+
+    item: CssSelector
+    title: CssSelector
+    link: CssSelector
+    teaser: CssSelector | None = None
+    kicker: CssSelector | None = None
+    date: CssSelector | None = None
+    image: CssSelector | None = None
+
+
+class PageSource(_WebSource):
+    type: Literal["page"]
+    selectors: PageSelectors
+
+
+Source = Annotated[FilesSource | FeedSource | PageSource, Field(discriminator="type")]
+SOURCE_TYPES = frozenset({"files", "feed", "page"})
 
 
 _DURATION = re.compile(r"(\d+)\s*(d|h|m|s)")
@@ -144,6 +200,13 @@ class Approval(_Strict):
     auto_after: Duration | None = None
 
 
+class SegmentConfig(_Strict):
+    """Limits a digest to subscribers of some municipalities and/or topics (an empty list limits nothing)."""
+
+    municipalities: list[SingleLine] = Field(default_factory=list)
+    topics: list[SingleLine] = Field(default_factory=list)
+
+
 class DigestConfig(_Strict):
     title: SingleLine
     description: str | None = None
@@ -153,10 +216,12 @@ class DigestConfig(_Strict):
     contact: Contact
     sources: list[Source] = Field(min_length=1)
     max_articles: int = Field(default=10, ge=1, le=100)
+    min_articles: int = Field(default=1, ge=1, le=100)
     first_window_days: int = Field(default=365, ge=1)
     schedule: Schedule
     unsubscribe_mailto: Address | None = None
     locale: str = "nb_NO"
+    segment: SegmentConfig | None = None
     approval: Approval | None = None
     # Who gets the preview of an edition that waits for approval. Validated after `approval`, which it depends on.
     editors: list[Address] = Field(default_factory=list, validate_default=True)
@@ -194,6 +259,9 @@ class Settings(_Strict):
     transport: str = DEFAULT_TRANSPORT
     base_url: HttpUrl = Field(default=HttpUrl(DEFAULT_BASE_URL))
     digests: dict[str, DigestConfig] = Field(min_length=1)
+    # What the sign-up and preferences forms offer: municipalities (empty: free text) and topics (key → label).
+    municipalities: list[SingleLine] = Field(default_factory=list)
+    topics: dict[str, SingleLine] = Field(default_factory=dict)
 
     # Where the file lives: relative paths (content/, outbox/, sqlite files) are read from there.
     root: Path = Field(default=Path("."), exclude=True)
@@ -247,11 +315,17 @@ def load_settings(path: str | Path, environ: dict[str, str] | None = None) -> Se
         first = err.errors()[0]
         loc = _without_union_tags(tuple(first["loc"]))
         key = ".".join(str(part) for part in loc) or None
+        # pydantic prefixes our own validators' messages with "Value error, "; the user needs only the reason.
         message = first["msg"].removeprefix("Value error, ")
         if first["type"] == "extra_forbidden":
             message = "unknown key"
         elif first["type"] == "missing":
             message = "required key is missing"
+        elif first["type"] == "union_tag_invalid":
+            ctx = first.get("ctx", {})
+            message = f"unknown {ctx.get('discriminator')} {ctx.get('tag')!r} (known: {ctx.get('expected_tags')})"
+        elif first["type"] == "union_tag_not_found":
+            message = f"required key {first.get('ctx', {}).get('discriminator')} is missing"
         line = _line_of(node, loc, env_overridden={k for k, v in overrides.items() if env.get(v)})
         raise ConfigError(message, path=path, line=line, key=key) from None
     return settings.model_copy(update={"root": path.resolve().parent})

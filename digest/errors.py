@@ -68,5 +68,26 @@ class TransportError(DigestError, ConnectionError):
     """The transport itself failed (cannot connect, TLS refused, authentication failed)."""
 
 
+class AddressError(DigestError, ValueError):
+    """An e-mail address that is not one."""
+
+
 class NotFound(DigestError, LookupError):
     """A digest, edition or subscriber named on the command line does not exist."""
+
+
+class SourceError(DigestError):
+    """A feed or a page gave nothing usable: no answer, an HTTP error, broken XML, selectors that match nothing."""
+
+    def __init__(self, message: str, *, url: str | None = None) -> None:
+        self.url = url
+        super().__init__(message)
+
+
+class AllSourcesFailed(DigestError):
+    """Every source of a digest failed: there is nothing to send, and saying so beats an empty edition."""
+
+    def __init__(self, digest: str, problems: list[str]) -> None:
+        self.digest = digest
+        self.problems = problems
+        super().__init__(f"every source of '{digest}' failed, nothing was sent: " + "; ".join(problems))

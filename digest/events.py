@@ -19,13 +19,13 @@ def log_event(event: str, level: int = logging.INFO, **fields: Any) -> None:
 
 
 def _record_fields(record: logging.LogRecord) -> tuple[str, dict[str, Any]]:
-    fields = dict(getattr(record, _FIELDS, {}))
-    if record.name == "digest" or record.name.startswith("digest."):
+    if hasattr(record, _FIELDS):
+        fields = dict(getattr(record, _FIELDS))
         event = record.getMessage()
     else:
-        # A library's own message (APScheduler, SQLAlchemy): kept, but on the same one line.
-        event = record.name.split(".")[0]
-        fields["message"] = record.getMessage()
+        # A plain message (digest.sources' report per source, APScheduler's warnings): kept, on the same one line.
+        fields = {"message": record.getMessage()}
+        event = record.name.rsplit(".", 1)[-1] if record.name.startswith("digest.") else record.name.split(".")[0]
     if record.exc_info and record.exc_info[1] is not None:
         error = record.exc_info[1]
         fields["error"] = f"{type(error).__name__}: {error}"

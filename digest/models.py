@@ -93,6 +93,7 @@ class Recipient:
     unsubscribe_url: str
     unsubscribe_mailto: str
     message_id: str
+    preferences_url: str = ""
 
 
 @dataclass(kw_only=True)
@@ -110,3 +111,5 @@ class SendReport:
     interrupted: bool = False  # stopped (SIGTERM, Ctrl-C) before every pending delivery was tried
     destination: str = ""
     problems: list[str] = field(default_factory=list)
+    # Sources that failed while collecting this edition (it went out without them).
+    source_problems: list[str] = field(default_factory=list)

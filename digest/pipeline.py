@@ -6,17 +6,19 @@ import html
 import os
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from digest.config import Settings
-from digest.errors import SendError
-from digest.message import MessageTemplate, build_template, recipient_for, unsubscribe_url
+from digest.config import DigestConfig, Settings
+from digest.consent import Segment
+from digest.errors import AllSourcesFailed, SendError
+from digest.message import MessageTemplate, build_template, preferences_url, recipient_for, unsubscribe_url
 from digest.models import Edition, RenderedEdition, SendReport
 from digest.render import render
-from digest.select import edition_key, select
-from digest.sources import collect
+from digest.select import Exclusion, edition_key, select_explained
+from digest.sources import SourceReport, collect
 from digest.store import Store
 from digest.subscribers import normalise_address
 from digest.tokens import resolve_secret
@@ -36,23 +38,66 @@ def edition_moment(as_of: date | datetime | None, tz: ZoneInfo, now: datetime) -
     return as_of, datetime.combine(as_of, time.max, tzinfo=tz)
 
 
-def prepare_edition(settings: Settings, store: Store, name: str, *, as_of: date | datetime | None,
-                    now: datetime) -> Edition:
-    """The edition for that day: as it was sent if it was, else freshly collected and selected."""
+@dataclass(frozen=True, kw_only=True)
+class Prepared:
+    """An edition with how it came about: the sources' reports, what was left out, and why it may be skipped."""
+
+    edition: Edition
+    reports: tuple[SourceReport, ...] = ()
+    excluded: tuple[Exclusion, ...] = ()
+    skip_reason: str | None = None
+
+    @property
+    def source_problems(self) -> list[str]:
+        return [report.describe() for report in self.reports if not report.ok]
+
+
+def prepare(settings: Settings, store: Store, name: str, *, as_of: date | datetime | None,
+            now: datetime) -> Prepared:
+    """The edition for that day: as it was sent if it was, else freshly collected and selected.
+
+    Raises AllSourcesFailed when no source gave anything: an edition must not go out just because the web was down.
+    """
     digest = settings.digest(name)
     day, until = edition_moment(as_of, digest.timezone, now)
     stored = store.find_edition(name, edition_key(day))
     if stored is not None:
-        return stored.edition
-    return select(
-        collect(settings, digest),
+        return Prepared(edition=stored.edition)
+    collection = collect(settings, digest, store=store, now=now)
+    if collection.all_failed:
+        raise AllSourcesFailed(name, [report.describe() for report in collection.failures])
+    selection = select_explained(
+        collection,
         digest=name,
         day=day,
         until=until,
         previous_until=store.previous_until(name, until),
         max_articles=digest.max_articles,
         first_window_days=digest.first_window_days,
+        already_sent=store.sent_articles(name, before=day),
+        min_articles=digest.min_articles,
     )
+    edition = selection.edition
+    skip_reason = None
+    if not edition.articles:
+        skip_reason = nothing_new_message(edition)
+    elif selection.too_few:
+        skip_reason = (f"Only {len(edition.articles)} new article{'' if len(edition.articles) == 1 else 's'} for "
+                       f"'{name}' (min_articles is {digest.min_articles}); the edition is skipped, nothing to send.")
+    return Prepared(edition=edition, reports=collection.reports, excluded=selection.excluded,
+                    skip_reason=skip_reason)
+
+
+def prepare_edition(settings: Settings, store: Store, name: str, *, as_of: date | datetime | None,
+                    now: datetime) -> Edition:
+    """The edition for that day: as it was sent if it was, else freshly collected and selected.
+
+    An edition to be skipped (fewer articles than `min_articles`) comes back without articles.
+    """
+    prepared = prepare(settings, store, name, as_of=as_of, now=now)
+    if prepared.skip_reason is not None and not prepared.edition.sent:
+        return replace(prepared.edition, articles=())
+    return prepared.edition
 
 
 def nothing_new_message(edition: Edition) -> str:
@@ -66,6 +111,7 @@ def write_preview(settings: Settings, rendered: RenderedEdition, out: Path) -> t
         "@@greeting@@": "Hei!",
         "@@email@@": "abonnent@example.org",
         "@@unsubscribe_url@@": unsubscribe_url(settings, "eksempel"),
+        "@@preferences_url@@": preferences_url(settings, "eksempel"),
     }
     html_text, text = rendered.html, rendered.text
     for placeholder, value in sample.items():
@@ -90,10 +136,13 @@ def send_test(settings: Settings, store: Store, transport: Transport, name: str,
     """One copy to `to`, marked [TEST] in the subject. Records nothing: no edition, no delivery."""
     address = normalise_address(to)
     digest = settings.digest(name)
-    edition = prepare_edition(settings, store, name, as_of=as_of, now=now)
-    report = SendReport(digest=name, edition_key=edition.key, articles=len(edition.articles))
-    if not edition.articles:
-        report.problems.append(nothing_new_message(edition))
+    prepared = prepare(settings, store, name, as_of=as_of, now=now)
+    edition = prepared.edition
+    report = SendReport(digest=name, edition_key=edition.key, articles=len(edition.articles),
+                        source_problems=prepared.source_problems)
+    if prepared.skip_reason and not edition.sent:
+        report.articles = 0
+        report.problems.append(prepared.skip_reason)
         return report
     template = build_template(render(settings, digest, edition), digest, now=now, subject_prefix="[TEST] ")
     recipient = recipient_for(settings, name, digest, template, resolve_secret(store), subscriber_id=None,
@@ -110,10 +159,13 @@ def send_edition(settings: Settings, store: Store, transport: Transport, name: s
                  progress: Progress | None = None, stop: Callable[[], bool] | None = None) -> SendReport:
     """Send the edition to every active subscriber who has not had it. Safe to run again: sends nothing twice."""
     digest = settings.digest(name)
-    edition = prepare_edition(settings, store, name, as_of=as_of, now=now)
-    report = SendReport(digest=name, edition_key=edition.key, articles=len(edition.articles), dry_run=dry_run)
-    if not edition.articles:
-        report.problems.append(nothing_new_message(edition))
+    prepared = prepare(settings, store, name, as_of=as_of, now=now)
+    edition = prepared.edition
+    report = SendReport(digest=name, edition_key=edition.key, articles=len(edition.articles), dry_run=dry_run,
+                        source_problems=prepared.source_problems)
+    if prepared.skip_reason and not edition.sent:
+        report.articles = 0
+        report.problems.append(prepared.skip_reason)
         return report
     # Render before recording anything: a broken template must not leave an edition that looks sent.
     template = build_template(render(settings, digest, edition), digest, now=now)
@@ -121,7 +173,7 @@ def send_edition(settings: Settings, store: Store, transport: Transport, name: s
     batch = f"{name}-{edition.key}"
 
     if dry_run:
-        audience = [s for s in store.list_subscribers() if s.status == "active"]
+        audience = store.audience(name, segment_of(digest))
         stored = store.find_edition(name, edition.key)
         if stored is not None:
             audience = list(store.pending_deliveries(stored.id))
@@ -132,7 +184,7 @@ def send_edition(settings: Settings, store: Store, transport: Transport, name: s
         report.destination = "nowhere (dry run)"
         return report
 
-    stored, _created = store.create_edition(edition)
+    stored, _created = store.create_edition(edition, segment=segment_of(digest))
     pending = list(store.pending_deliveries(stored.id))
     counts = store.delivery_counts(stored.id)
     report.skipped_already_sent = counts.get("sent", 0)
@@ -152,6 +204,13 @@ def send_edition(settings: Settings, store: Store, transport: Transport, name: s
             if progress:
                 progress(done, len(pending))
     return report
+
+
+def segment_of(digest: DigestConfig) -> Segment | None:
+    """The digest's audience limit from schedule.yaml, as the store understands it."""
+    if digest.segment is None:
+        return None
+    return Segment(municipalities=tuple(digest.segment.municipalities), topics=tuple(digest.segment.topics))
 
 
 def _deliver(store: Store, transport: Transport, template: MessageTemplate, edition_id: int, subscriber_id: int,

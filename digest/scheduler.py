@@ -31,7 +31,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from digest.config import DigestConfig, Settings
-from digest.errors import ContentError, DigestError, NotFound
+from digest.errors import AllSourcesFailed, ContentError, DigestError, NotFound
 from digest.events import log_event
 from digest.metrics import DELIVERIES, EDITIONS, SOURCE_FAILURES
 from digest.models import SendReport
@@ -222,16 +222,28 @@ def run_edition(rt: Runtime, name: str, scheduled_for: datetime) -> str:
 
 def _failed(rt: Runtime, name: str, key: str, err: DigestError) -> str:
     log_event("edition_failed", logging.ERROR, digest=name, edition=key, error=str(err))
+    digest = rt.settings.digest(name)
     if isinstance(err, ContentError):
-        SOURCE_FAILURES.labels(name, _source_label(rt.settings, rt.settings.digest(name), err.path)).inc()
+        SOURCE_FAILURES.labels(name, _content_source(rt.settings, digest, err.path)).inc()
+    elif isinstance(err, AllSourcesFailed):
+        for problem in err.problems:
+            SOURCE_FAILURES.labels(name, _reported_source(digest, problem)).inc()
     return _count(name, "failed")
 
 
-def _source_label(settings: Settings, digest: DigestConfig, path: str) -> str:
+def _content_source(settings: Settings, digest: DigestConfig, path: str) -> str:
     for source in digest.sources:
-        folder = settings.resolve(source.path).resolve()
-        if Path(path).resolve().is_relative_to(folder):
+        if source.type == "files" and Path(path).resolve().is_relative_to(settings.resolve(source.path).resolve()):
             return source.label or source.path
+    return "unknown"
+
+
+def _reported_source(digest: DigestConfig, problem: str) -> str:
+    """Which configured source a collection problem ("feed <name> (<url>): failed: …") is about."""
+    for source in digest.sources:
+        name = source.label or getattr(source, "url", None) or getattr(source, "path", "")
+        if problem.startswith(f"{source.type} {name}"):
+            return name
     return "unknown"
 
 
@@ -246,6 +258,10 @@ def _send(rt: Runtime, name: str, key: str, *, as_of: date | datetime) -> str:
         log_event("nothing_new", digest=name, edition=report.edition_key)
         _settle_approval(rt, name, report.edition_key)
         return _count(name, "nothing_new")
+    for problem in report.source_problems:
+        # The edition went out without this source; ops should hear of it.
+        log_event("source_failed", logging.WARNING, digest=name, edition=report.edition_key, problem=problem)
+        SOURCE_FAILURES.labels(name, _reported_source(rt.settings.digest(name), problem)).inc()
     for problem in report.problems[:20]:
         log_event("delivery_problem", logging.WARNING, digest=name, edition=report.edition_key, problem=problem)
     if report.interrupted:

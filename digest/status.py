@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -60,20 +59,25 @@ def _files_health(settings: Settings, digest: DigestConfig, source: object) -> S
                         f"{format_datetime(newest, 'd. MMM y', tzinfo=digest.timezone, locale=digest.locale)}")
 
 
-# How each kind of source reports its health. A kind without an entry (yet) is shown as unknown, not as failing.
-HEALTH_CHECKS: dict[str, Callable[[Settings, DigestConfig, object], SourceHealth]] = {"files": _files_health}
+def _web_health(store: Store, digest: DigestConfig, source: object) -> SourceHealth:
+    url = str(getattr(source, "url", ""))
+    label = getattr(source, "label", None) or url
+    cached = store.cached_response(url)
+    if cached is None:
+        return SourceHealth(source=label, ok=True, detail="not fetched yet")
+    fetched = format_datetime(cached.fetched_at, "d. MMM y 'kl.' HH:mm", tzinfo=digest.timezone, locale=digest.locale)
+    return SourceHealth(source=label, ok=True, detail=f"last fetched {fetched}")
 
 
-def source_health(settings: Settings, digest: DigestConfig) -> list[SourceHealth]:
-    """Each source as a collection would find it now."""
+def source_health(settings: Settings, store: Store, digest: DigestConfig) -> list[SourceHealth]:
+    """Content folders as a collection would find them now; web sources by their last successful fetch (failures
+    are logged as source_failed and counted in digest_source_failures_total)."""
     results = []
     for source in digest.sources:
-        check = HEALTH_CHECKS.get(source.type)
-        if check is None:
-            label = getattr(source, "label", None) or getattr(source, "url", None) or source.type
-            results.append(SourceHealth(source=str(label), ok=True, detail="no health check for this kind yet"))
+        if source.type == "files":
+            results.append(_files_health(settings, digest, source))
         else:
-            results.append(check(settings, digest, source))
+            results.append(_web_health(store, digest, source))
     return results
 
 
@@ -92,6 +96,6 @@ def digest_status(settings: Settings, store: Store, now: datetime) -> list[Diges
             counts={} if stored is None else store.delivery_counts(stored.id),
             approvals=tuple(store.approvals(name, states=("pending", "held", "approved"))),
             last_missed=store.last_missed_run(name),
-            sources=tuple(source_health(settings, digest)),
+            sources=tuple(source_health(settings, store, digest)),
         ))
     return statuses

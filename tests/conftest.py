@@ -121,3 +121,42 @@ def run_cli(capsys: pytest.CaptureFixture[str]):
         return CLIResult(code, captured.out, captured.err)
 
     return run
+
+
+# -- the web app (issue 4): uvicorn in a background thread on 127.0.0.1 and a free port ---------------------------
+
+@dataclass
+class WebApp:
+    url: str
+    settings: object  # digest.config.Settings
+    store: object     # digest.store.Store
+
+
+@pytest.fixture
+def web_app(project: Path, smtp_server: SMTPServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[WebApp]:
+    """`digest serve` for the project folder, its links (DIGEST_BASE_URL) pointing at it, mail going to smtp_server."""
+    from digest.config import load_settings
+    from digest.store import Store
+    from digest.web import create_app
+    from digest.web.server import ServerThread
+
+    port = free_port()
+    monkeypatch.setenv("DIGEST_BASE_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("DIGEST_TRANSPORT", smtp_server.url)
+    settings = load_settings(project / "schedule.yaml")
+    store = Store.open(f"sqlite:///{project / 'digest.db'}")
+    try:
+        with ServerThread(create_app(settings, store), port=port) as url:
+            yield WebApp(url, settings, store)
+    finally:
+        store.close()
+
+
+def add_article(project: Path, day: str, title: str) -> None:
+    """A new article in content/, published at 08:00 Oslo time that day, so a later edition has something new."""
+    slug = title.lower().replace(" ", "-")
+    (project / "content" / f"{day}-{slug}.md").write_text(
+        f"---\ntitle: {title}\npublished: {day}T08:00:00+02:00\nurl: https://www.ks.no/{slug}/\n---\n"
+        "Et nytt tilbud for barn og unge i kommunene.\n",
+        encoding="utf-8",
+    )
