@@ -269,7 +269,7 @@ def _send(rt: Runtime, name: str, key: str, *, as_of: date | datetime) -> str:
                   note="stopped on request; the rest stay queued for the next start")
         return _count(name, "interrupted")
     if not (report.sent or report.deferred or report.failed):
-        log_event("edition_up_to_date", logging.DEBUG, **_report_fields(rt, report))
+        log_event("edition_up_to_date", **_report_fields(rt, report))
         _settle_approval(rt, name, report.edition_key)
         return "up_to_date"
     log_event("edition_sent", **_report_fields(rt, report))
