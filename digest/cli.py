@@ -519,3 +519,7 @@ def main() -> None:
             error.show()
             sys.exit(error.exit_code)
         raise
+
+
+# The operations commands (run, status, approve, hold) live in their own module and register themselves on `app`.
+from digest import cli_ops  # noqa: E402, F401

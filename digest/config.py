@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -11,10 +13,12 @@ import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     HttpUrl,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 
@@ -140,9 +144,28 @@ Source = Annotated[FilesSource | FeedSource | PageSource, Field(discriminator="t
 SOURCE_TYPES = frozenset({"files", "feed", "page"})
 
 
+_DURATION = re.compile(r"(\d+)\s*(d|h|m|s)")
+_UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def _duration(value: object) -> object:
+    """'6h', '90m', '1h30m', '2d' → timedelta. A bare number is refused: its unit would be a guess."""
+    if isinstance(value, timedelta):
+        return value
+    text = str(value).strip().lower().replace(" ", "") if isinstance(value, str) else ""
+    if not text or _DURATION.sub("", text):
+        raise ValueError(f"{value!r} is not a duration; write e.g. 6h, 90m or 1h30m")
+    return timedelta(seconds=sum(int(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION.findall(text)))
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+
+
 class Schedule(_Strict):
     cron: str
     timezone: str = "Europe/Oslo"
+    # A run later than this (the machine was down, the scheduler was stopped) is skipped, not sent days late.
+    misfire_grace: Duration = timedelta(hours=6)
 
     @field_validator("timezone")
     @classmethod
@@ -158,7 +181,23 @@ class Schedule(_Strict):
     def _five_fields(cls, value: str) -> str:
         if len(value.split()) != 5:
             raise ValueError(f"{value!r} is not a cron expression of five fields (minute hour day month weekday)")
+        from digest.scheduler import cron_trigger
+
+        cron_trigger(value, "UTC")  # the time zone is checked on its own; here only the expression matters
         return value
+
+    @field_validator("misfire_grace")
+    @classmethod
+    def _positive_grace(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be longer than zero, e.g. 6h")
+        return value
+
+
+class Approval(_Strict):
+    """`approval: required` waits for `digest approve`; `approval: {auto_after: 2h}` goes after the delay."""
+
+    auto_after: Duration | None = None
 
 
 class SegmentConfig(_Strict):
@@ -183,6 +222,25 @@ class DigestConfig(_Strict):
     unsubscribe_mailto: Address | None = None
     locale: str = "nb_NO"
     segment: SegmentConfig | None = None
+    approval: Approval | None = None
+    # Who gets the preview of an edition that waits for approval. Validated after `approval`, which it depends on.
+    editors: list[Address] = Field(default_factory=list, validate_default=True)
+
+    @field_validator("approval", mode="before")
+    @classmethod
+    def _approval_word(cls, value: object) -> object:
+        if value == "required":
+            return {}
+        if value is not None and not isinstance(value, dict):
+            raise ValueError(f"{value!r} is not an approval rule; write 'required' or 'auto_after: 2h'")
+        return value
+
+    @field_validator("editors")
+    @classmethod
+    def _editors_for_approval(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        if info.data.get("approval") is not None and not value:
+            raise ValueError("required when 'approval' is set: the addresses that get the preview")
+        return value
 
     @property
     def timezone(self) -> ZoneInfo:

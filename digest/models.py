@@ -108,6 +108,7 @@ class SendReport:
     failed: int = 0
     skipped_already_sent: int = 0
     dry_run: bool = False
+    interrupted: bool = False  # stopped (SIGTERM, Ctrl-C) before every pending delivery was tried
     destination: str = ""
     problems: list[str] = field(default_factory=list)
     # Sources that failed while collecting this edition (it went out without them).

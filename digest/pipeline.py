@@ -156,7 +156,7 @@ def send_test(settings: Settings, store: Store, transport: Transport, name: str,
 
 def send_edition(settings: Settings, store: Store, transport: Transport, name: str, *,
                  as_of: date | datetime | None, now: datetime, dry_run: bool = False,
-                 progress: Progress | None = None) -> SendReport:
+                 progress: Progress | None = None, stop: Callable[[], bool] | None = None) -> SendReport:
     """Send the edition to every active subscriber who has not had it. Safe to run again: sends nothing twice."""
     digest = settings.digest(name)
     prepared = prepare(settings, store, name, as_of=as_of, now=now)
@@ -193,6 +193,10 @@ def send_edition(settings: Settings, store: Store, transport: Transport, name: s
         return report
     with transport:
         for done, subscriber in enumerate(pending, start=1):
+            if stop is not None and stop():
+                # SIGTERM: the message in flight has been recorded; the rest stay queued for the next run.
+                report.interrupted = True
+                break
             recipient = recipient_for(settings, name, digest, template, secret, subscriber_id=subscriber.id,
                                       email=subscriber.email, name=subscriber.name)
             _deliver(store, transport, template, stored.id, subscriber.id, recipient.email,
@@ -212,8 +216,10 @@ def segment_of(digest: DigestConfig) -> Segment | None:
 def _deliver(store: Store, transport: Transport, template: MessageTemplate, edition_id: int, subscriber_id: int,
              address: str, data: bytes, batch: str, report: SendReport) -> None:
     # The ledger says "sending" before the attempt and "sent" only after the server took it: a crash in between
-    # leaves "sending", which the next run retries (one possible duplicate, never a lost subscriber).
-    store.mark_delivery(edition_id, subscriber_id, "sending")
+    # leaves "sending", which a later run retries (one possible duplicate, never a lost subscriber). The claim is
+    # atomic: when another process (a second scheduler, a manual send) has this delivery, we leave it to it.
+    if not store.claim_delivery(edition_id, subscriber_id):
+        return
     try:
         transport.send(Envelope(template.envelope_from, address, data, batch))
     except SendError as err:

@@ -76,6 +76,29 @@ settings_table = sa.Table(
     sa.Column("value", sa.Text, nullable=False),
 )
 
+# An edition that waits for an editor: pending → approved (by an editor or after auto_after) → sent; pending or
+# held → expired when it is too late to send. `held` stops auto_after; `digest approve` still releases it.
+approvals = sa.Table(
+    "approvals", metadata,
+    sa.Column("digest", sa.String(100), primary_key=True),
+    sa.Column("key", sa.String(40), primary_key=True),
+    sa.Column("scheduled_for", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("auto_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("decided_by", sa.String(20), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Scheduled runs skipped because they were later than misfire_grace: kept so each is logged once, and shown.
+missed_runs = sa.Table(
+    "missed_runs", metadata,
+    sa.Column("digest", sa.String(100), primary_key=True),
+    sa.Column("scheduled_for", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("late_seconds", sa.Integer, nullable=False),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 # -- the subscriber side (issue 4): per-digest subscriptions, profiles, consent, sign-ups, suppression, bounces --
 
 # Which digests a subscriber receives. A subscriber without any row receives every digest (as every active
@@ -142,6 +165,9 @@ bounce_counters = sa.Table(
 )
 
 PENDING_STATES = ("queued", "sending", "deferred")
+# A delivery left in "sending" longer than this belongs to a process that died mid-send; another may take it over.
+# Far longer than one SMTP transaction may take (the client times out after 30 s per command).
+CLAIM_LEASE = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -157,6 +183,19 @@ class ImportReport:
 class StoredEdition:
     id: int
     edition: Edition
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApprovalRecord:
+    """One edition's place in the approval gate."""
+
+    digest: str
+    key: str
+    scheduled_for: datetime
+    state: str
+    auto_at: datetime | None
+    decided_by: str | None
+    created_at: datetime
 
 
 def _now() -> datetime:
@@ -203,12 +242,16 @@ class Store:
 
     def set_setting_once(self, key: str, value: str) -> str:
         """Store `value` unless another process got there first; return whichever value is stored."""
-        with self.engine.begin() as conn:
-            existing = conn.scalar(sa.select(settings_table.c.value).where(settings_table.c.key == key))
-            if existing is not None:
-                return existing
-            conn.execute(settings_table.insert().values(key=key, value=value))
+        # Insert first, read after: a read-then-write transaction can lose a race on SQLite (a stale snapshot
+        # cannot be upgraded to a writer), while a plain INSERT just waits for the lock and hits the primary key.
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(settings_table.insert().values(key=key, value=value))
             return value
+        except sa.exc.IntegrityError:
+            stored = self.setting(key)
+            assert stored is not None
+            return stored
 
     # -- subscribers ----------------------------------------------------------------------------------------------
     def import_subscribers(self, rows: Iterable[tuple[str, str]], *, source: str, digests: Sequence[str] = (),
@@ -353,6 +396,26 @@ class Store:
             conn.execute(deliveries.update().where(deliveries.c.edition_id == edition_id,
                                                    deliveries.c.subscriber_id == subscriber_id).values(**values))
 
+    def claim_delivery(self, edition_id: int, subscriber_id: int, *, now: datetime | None = None) -> bool:
+        """Mark the delivery "sending" if nobody else has it; True when this call won it.
+
+        One conditional UPDATE, so of two processes racing for the same delivery exactly one sees a changed row:
+        SQLite serialises writers, PostgreSQL re-checks the WHERE clause on the locked row. A "sending" row older
+        than CLAIM_LEASE was left by a process that died mid-send and may be taken over (one possible duplicate,
+        never a lost subscriber).
+        """
+        now = now or _now()
+        stale = _utc(now - CLAIM_LEASE)
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                deliveries.update()
+                .where(deliveries.c.edition_id == edition_id, deliveries.c.subscriber_id == subscriber_id,
+                       sa.or_(deliveries.c.state.in_(("queued", "deferred")),
+                              sa.and_(deliveries.c.state == "sending", deliveries.c.updated_at < stale)))
+                .values(state="sending", attempts=deliveries.c.attempts + 1, updated_at=_utc(now))
+            )
+            return result.rowcount == 1
+
     def delivery_counts(self, edition_id: int) -> dict[str, int]:
         with self.engine.connect() as conn:
             rows = conn.execute(
@@ -360,6 +423,102 @@ class Store:
                 .group_by(deliveries.c.state)
             ).all()
         return {state: count for state, count in rows}
+
+    # -- schedule: editions in progress, missed runs, approvals ------------------------------------------------------
+    def last_edition(self, digest: str) -> StoredEdition | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(editions).where(editions.c.digest == digest)
+                .order_by(editions.c.day.desc(), editions.c.id.desc()).limit(1)
+            ).first()
+        return None if row is None else _stored_edition(row)
+
+    def unfinished_editions(self, digest: str, *, started_after: datetime,
+                            now: datetime | None = None) -> list[StoredEdition]:
+        """Editions started after `started_after` with deliveries still queued or cut off mid-send (lease over)."""
+        now = now or _now()
+        open_delivery = sa.exists().where(
+            deliveries.c.edition_id == editions.c.id,
+            sa.or_(deliveries.c.state == "queued",
+                   sa.and_(deliveries.c.state == "sending", deliveries.c.updated_at < _utc(now - CLAIM_LEASE))),
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(editions).where(editions.c.digest == digest, editions.c.created_at > _utc(started_after),
+                                          open_delivery).order_by(editions.c.day)
+            ).all()
+        return [_stored_edition(row) for row in rows]
+
+    def last_success(self, digest: str) -> datetime | None:
+        """When the latest delivery of the digest reached a server (or the outbox)."""
+        with self.engine.connect() as conn:
+            value = conn.scalar(
+                sa.select(sa.func.max(deliveries.c.updated_at))
+                .join(editions, editions.c.id == deliveries.c.edition_id)
+                .where(editions.c.digest == digest, deliveries.c.state == "sent")
+            )
+        return None if value is None else _aware(value)
+
+    def record_missed_run(self, digest: str, scheduled_for: datetime, late: timedelta) -> bool:
+        """Remember a skipped run; False when it was recorded before (so it is logged once, not every hour)."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(missed_runs.insert().values(
+                    digest=digest, scheduled_for=_utc(scheduled_for), late_seconds=int(late.total_seconds()),
+                    recorded_at=_now()))
+        except sa.exc.IntegrityError:
+            return False
+        return True
+
+    def last_missed_run(self, digest: str) -> datetime | None:
+        with self.engine.connect() as conn:
+            value = conn.scalar(sa.select(sa.func.max(missed_runs.c.scheduled_for))
+                                .where(missed_runs.c.digest == digest))
+        return None if value is None else _aware(value)
+
+    def request_approval(self, digest: str, key: str, *, scheduled_for: datetime,
+                         auto_at: datetime | None) -> tuple[ApprovalRecord, bool]:
+        """Put the edition in the approval gate; the bool says whether this call did (and so sends the preview)."""
+        now = _now()
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(approvals.insert().values(
+                    digest=digest, key=key, scheduled_for=_utc(scheduled_for), state="pending",
+                    auto_at=None if auto_at is None else _utc(auto_at), created_at=now, updated_at=now))
+            created = True
+        except sa.exc.IntegrityError:
+            created = False
+        record = self.approval(digest, key)
+        assert record is not None
+        return record, created
+
+    def approval(self, digest: str, key: str) -> ApprovalRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(approvals).where(approvals.c.digest == digest,
+                                                          approvals.c.key == key)).first()
+        return None if row is None else _approval(row)
+
+    def approvals(self, digest: str | None = None, *, states: Iterable[str] = ("pending", "held", "approved")
+                  ) -> list[ApprovalRecord]:
+        query = sa.select(approvals).where(approvals.c.state.in_(tuple(states)))
+        if digest is not None:
+            query = query.where(approvals.c.digest == digest)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(approvals.c.scheduled_for)).all()
+        return [_approval(row) for row in rows]
+
+    def decide_approval(self, digest: str, key: str, *, to: str, allowed_from: Iterable[str],
+                        by: str | None = None) -> bool:
+        """Move the approval to state `to` if it is in one of `allowed_from`; True when this call moved it."""
+        values: dict[str, object] = {"state": to, "updated_at": _now()}
+        if by is not None:
+            values["decided_by"] = by
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                approvals.update().where(approvals.c.digest == digest, approvals.c.key == key,
+                                         approvals.c.state.in_(tuple(allowed_from))).values(**values))
+            return result.rowcount == 1
+
 
     # -- the subscriber side: subscriptions, profiles, consent, sign-ups, suppression, bounces, GDPR --------------
     def email_hash(self, email: str) -> str:
@@ -846,6 +1005,14 @@ class Store:
     def remove_editor(self, name: str) -> bool:
         with self.engine.begin() as conn:
             return conn.execute(editors.delete().where(editors.c.name == name)).rowcount > 0
+
+
+def _approval(row: sa.Row) -> ApprovalRecord:
+    return ApprovalRecord(
+        digest=row.digest, key=row.key, scheduled_for=_aware(row.scheduled_for), state=row.state,
+        auto_at=None if row.auto_at is None else _aware(row.auto_at), decided_by=row.decided_by,
+        created_at=_aware(row.created_at),
+    )
 
 
 def _stored_edition(row: sa.Row) -> StoredEdition:
