@@ -43,6 +43,12 @@ EXAMPLES = """Examples:
   digest serve --port 8000
 
   digest editors add kari
+
+  digest run                      (or: digest run --once, from cron)
+
+  digest status
+
+  digest approve kultur
 """
 
 app = typer.Typer(
