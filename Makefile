@@ -19,14 +19,23 @@ demo: $(STAMP)
 	$(BIN)/digest subscribers import examples/subscribers.csv
 	$(BIN)/digest preview kultur --as-of 2019-07-01 --out outbox/preview/kultur-2019-07-01.html
 	$(BIN)/digest send kultur --as-of 2019-07-01
+	@echo "Preview: outbox/preview/kultur-2019-07-01.html (open it in a browser); messages: outbox/kultur-2019-07-01/*.eml"
 
-test: $(STAMP)
+# The browser tests drive Debian's chromium (Playwright never downloads a browser here); install it when missing.
+CHROMIUM := /usr/bin/chromium
+
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else echo "$(CHROMIUM) is missing: run 'sudo apt-get install -y chromium' (browser tests need it)"; fi
+
+test: $(STAMP) | $(CHROMIUM)
 	$(BIN)/ruff check digest tests bench
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
 	$(BIN)/python bench/render.py
 	$(BIN)/python bench/send.py
+	$(BIN)/python bench/collect.py
 
 clean:
 	rm -rf $(VENV) outbox digest.db .pytest_cache

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -12,10 +14,12 @@ import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     HttpUrl,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 
@@ -80,14 +84,89 @@ class FilesSource(_Strict):
     label: str | None = None
 
 
-# One kind of source so far; more kinds join as a union discriminated by `type`.
-Source = FilesSource
-SOURCE_TYPES = frozenset({"files"})
+def _web_url(value: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ValueError(f"{value!r} is not an absolute http(s) URL")
+    return value
+
+
+def _css_selector(value: str) -> str:
+    from cssselect import SelectorError
+    from lxml.cssselect import CSSSelector
+
+    try:
+        CSSSelector(value, translator="html")
+    except SelectorError as err:
+        raise ValueError(f"{value!r} is not a CSS selector we can use ({err})") from None
+    return value
+
+
+WebUrl = Annotated[str, AfterValidator(_web_url)]
+CssSelector = Annotated[str, Field(min_length=1), AfterValidator(_css_selector)]
+
+
+class _WebSource(_Strict):
+    """What feeds and pages share: where, what to call it, and how patient to be with the server."""
+
+    url: WebUrl
+    label: SingleLine | None = None
+    kicker: SingleLine | None = None
+    # The whole budget for this source, retries included: a hanging server never delays an edition beyond it.
+    timeout: float = Field(default=20.0, gt=0, le=300)
+    retries: int = Field(default=2, ge=0, le=5)
+    max_bytes: int = Field(default=5_000_000, ge=1_000)
+
+
+class FeedSource(_WebSource):
+    type: Literal["feed"]
+
+
+class PageSelectors(_Strict):
+    """CSS selectors for a listing page: `item` finds each entry, the others are read inside it."""
+
+    item: CssSelector
+    title: CssSelector
+    link: CssSelector
+    teaser: CssSelector | None = None
+    kicker: CssSelector | None = None
+    date: CssSelector | None = None
+    image: CssSelector | None = None
+
+
+class PageSource(_WebSource):
+    type: Literal["page"]
+    selectors: PageSelectors
+
+
+Source = Annotated[FilesSource | FeedSource | PageSource, Field(discriminator="type")]
+SOURCE_TYPES = frozenset({"files", "feed", "page"})
+
+
+_DURATION = re.compile(r"(\d+)\s*(d|h|m|s)")
+_UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def _duration(value: object) -> object:
+    """'6h', '90m', '1h30m', '2d' → timedelta. A bare number is refused: its unit would be a guess."""
+    if isinstance(value, timedelta):
+        return value
+    text = str(value).strip().lower().replace(" ", "") if isinstance(value, str) else ""
+    if not text or _DURATION.sub("", text):
+        raise ValueError(f"{value!r} is not a duration; write e.g. 6h, 90m or 1h30m")
+    return timedelta(seconds=sum(int(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION.findall(text)))
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
 
 
 class Schedule(_Strict):
     cron: str
     timezone: str = "Europe/Oslo"
+    # A run later than this (the machine was down, the scheduler was stopped) is skipped, not sent days late.
+    misfire_grace: Duration = timedelta(hours=6)
 
     @field_validator("timezone")
     @classmethod
@@ -103,7 +182,30 @@ class Schedule(_Strict):
     def _five_fields(cls, value: str) -> str:
         if len(value.split()) != 5:
             raise ValueError(f"{value!r} is not a cron expression of five fields (minute hour day month weekday)")
+        from digest.scheduler import cron_trigger
+
+        cron_trigger(value, "UTC")  # the time zone is checked on its own; here only the expression matters
         return value
+
+    @field_validator("misfire_grace")
+    @classmethod
+    def _positive_grace(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be longer than zero, e.g. 6h")
+        return value
+
+
+class Approval(_Strict):
+    """`approval: required` waits for `digest approve`; `approval: {auto_after: 2h}` goes after the delay."""
+
+    auto_after: Duration | None = None
+
+
+class SegmentConfig(_Strict):
+    """Limits a digest to subscribers of some municipalities and/or topics (an empty list limits nothing)."""
+
+    municipalities: list[SingleLine] = Field(default_factory=list)
+    topics: list[SingleLine] = Field(default_factory=list)
 
 
 class DigestConfig(_Strict):
@@ -115,10 +217,31 @@ class DigestConfig(_Strict):
     contact: Contact
     sources: list[Source] = Field(min_length=1)
     max_articles: int = Field(default=10, ge=1, le=100)
+    min_articles: int = Field(default=1, ge=1, le=100)
     first_window_days: int = Field(default=365, ge=1)
     schedule: Schedule
     unsubscribe_mailto: Address | None = None
     locale: str = "nb_NO"
+    segment: SegmentConfig | None = None
+    approval: Approval | None = None
+    # Who gets the preview of an edition that waits for approval. Validated after `approval`, which it depends on.
+    editors: list[Address] = Field(default_factory=list, validate_default=True)
+
+    @field_validator("approval", mode="before")
+    @classmethod
+    def _approval_word(cls, value: object) -> object:
+        if value == "required":
+            return {}
+        if value is not None and not isinstance(value, dict):
+            raise ValueError(f"{value!r} is not an approval rule; write 'required' or 'auto_after: 2h'")
+        return value
+
+    @field_validator("editors")
+    @classmethod
+    def _editors_for_approval(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        if info.data.get("approval") is not None and not value:
+            raise ValueError("required when 'approval' is set: the addresses that get the preview")
+        return value
 
     @property
     def timezone(self) -> ZoneInfo:
@@ -159,6 +282,9 @@ class Settings(_Strict):
     base_url: HttpUrl = Field(default=HttpUrl(DEFAULT_BASE_URL))
     digests: dict[str, DigestConfig] = Field(min_length=1)
     sending: Sending = Field(default_factory=Sending)
+    # What the sign-up and preferences forms offer: municipalities (empty: free text) and topics (key → label).
+    municipalities: list[SingleLine] = Field(default_factory=list)
+    topics: dict[str, SingleLine] = Field(default_factory=dict)
 
     # Where the file lives: relative paths (content/, outbox/, sqlite files) are read from there.
     root: Path = Field(default=Path("."), exclude=True)
@@ -212,11 +338,17 @@ def load_settings(path: str | Path, environ: dict[str, str] | None = None) -> Se
         first = err.errors()[0]
         loc = _without_union_tags(tuple(first["loc"]))
         key = ".".join(str(part) for part in loc) or None
-        message = first["msg"]
+        # pydantic prefixes our own validators' messages with "Value error, "; the user needs only the reason.
+        message = first["msg"].removeprefix("Value error, ")
         if first["type"] == "extra_forbidden":
             message = "unknown key"
         elif first["type"] == "missing":
             message = "required key is missing"
+        elif first["type"] == "union_tag_invalid":
+            ctx = first.get("ctx", {})
+            message = f"unknown {ctx.get('discriminator')} {ctx.get('tag')!r} (known: {ctx.get('expected_tags')})"
+        elif first["type"] == "union_tag_not_found":
+            message = f"required key {first.get('ctx', {}).get('discriminator')} is missing"
         line = _line_of(node, loc, env_overridden={k for k, v in overrides.items() if env.get(v)})
         raise ConfigError(message, path=path, line=line, key=key) from None
     return settings.model_copy(update={"root": path.resolve().parent})

@@ -71,6 +71,8 @@ class TransportError(DigestError, ConnectionError):
 
 class TransportRefused(TransportError):
     """The relay turned us away for a reason that trying again cannot fix: the login, the certificate, no STARTTLS."""
+class AddressError(DigestError, ValueError):
+    """An e-mail address that is not one."""
 
 
 class NotFound(DigestError, LookupError):
@@ -98,3 +100,18 @@ class RecipientRefused(SendError):
 
 
 _ENHANCED = re.compile(r"([245]\.\d{1,3}\.\d{1,3})\b")
+class SourceError(DigestError):
+    """A feed or a page gave nothing usable: no answer, an HTTP error, broken XML, selectors that match nothing."""
+
+    def __init__(self, message: str, *, url: str | None = None) -> None:
+        self.url = url
+        super().__init__(message)
+
+
+class AllSourcesFailed(DigestError):
+    """Every source of a digest failed: there is nothing to send, and saying so beats an empty edition."""
+
+    def __init__(self, digest: str, problems: list[str]) -> None:
+        self.digest = digest
+        self.problems = problems
+        super().__init__(f"every source of '{digest}' failed, nothing was sent: " + "; ".join(problems))

@@ -20,9 +20,9 @@ from functools import cached_property
 
 from digest.config import DigestConfig, Settings
 from digest.models import Recipient, RenderedEdition
-from digest.tokens import make_token
+from digest.tokens import make_preferences_token, make_token
 
-_PLACEHOLDER_NAMES = ("greeting", "email", "unsubscribe_url")
+_PLACEHOLDER_NAMES = ("greeting", "email", "unsubscribe_url", "preferences_url")
 _PLACEHOLDER = re.compile(r"@@(" + "|".join(_PLACEHOLDER_NAMES) + r")@@")
 _ENCODED_PLACEHOLDER = re.compile(rb"@@([a-z]_[a-z_]+)@@")
 _SOFT_BREAK = "=\r\n"
@@ -110,7 +110,8 @@ def _dot_stuffed(line_start: bytes) -> bytes:
 
 def _values(recipient: Recipient) -> dict[bytes, bytes]:
     greeting = f"Hei, {recipient.name}!" if recipient.name else "Hei!"
-    plain = {"greeting": greeting, "email": recipient.email, "unsubscribe_url": recipient.unsubscribe_url}
+    plain = {"greeting": greeting, "email": recipient.email, "unsubscribe_url": recipient.unsubscribe_url,
+             "preferences_url": recipient.preferences_url}
     values: dict[bytes, bytes] = {}
     for name, value in plain.items():
         values[f"t_{name}".encode()] = _qp(value).encode("ascii")
@@ -169,6 +170,10 @@ def unsubscribe_url(settings: Settings, token: str) -> str:
     return f"{settings.public_url}/avmeld/{token}"
 
 
+def preferences_url(settings: Settings, token: str) -> str:
+    return f"{settings.public_url}/innstillinger/{token}"
+
+
 def recipient_for(settings: Settings, digest_name: str, digest: DigestConfig, template: MessageTemplate,
                   secret: bytes, *, subscriber_id: int | None, email: str, name: str) -> Recipient:
     # A test copy (no subscriber) gets a token for id 0, which matches nobody: its links lead to a polite 404.
@@ -180,4 +185,5 @@ def recipient_for(settings: Settings, digest_name: str, digest: DigestConfig, te
         unsubscribe_url=unsubscribe_url(settings, token),
         unsubscribe_mailto=f"mailto:{digest.unsubscribe_address}?subject=avmeld%20{token}",
         message_id=message_id(template.digest, template.edition_key, subscriber_id, template.domain),
+        preferences_url=preferences_url(settings, make_preferences_token(secret, subscriber_id or 0, digest_name)),
     )

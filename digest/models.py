@@ -93,6 +93,7 @@ class Recipient:
     unsubscribe_url: str
     unsubscribe_mailto: str
     message_id: str
+    preferences_url: str = ""
 
 
 @dataclass(kw_only=True)
@@ -107,6 +108,8 @@ class SendReport:
     failed: int = 0
     skipped_already_sent: int = 0
     dry_run: bool = False
+    interrupted: bool = False  # stopped (SIGTERM, Ctrl-C) before every pending delivery was tried
+    busy: bool = False  # another process was sending this edition; this one left it alone
     destination: str = ""
     problems: list[str] = field(default_factory=list)
     # The pooled sender's account (issue 5): what a resumed run found, what is left, how long it took.
@@ -119,3 +122,5 @@ class SendReport:
     paused: str | None = None     # why the run stopped early (e.g. too many connection failures in a row)
     elapsed: float = 0.0          # seconds spent sending
     message_bytes: int = 0        # bytes of all messages built (a dry run's measure of the work)
+    # Sources that failed while collecting this edition (it went out without them).
+    source_problems: list[str] = field(default_factory=list)

@@ -5,20 +5,23 @@ from __future__ import annotations
 import html
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time
 from pathlib import Path
 from time import monotonic
 from zoneinfo import ZoneInfo
 
-from digest.config import Settings
-from digest.message import MessageTemplate, build_template, recipient_for, unsubscribe_url
-from digest.models import Edition, RenderedEdition, SendReport
+from digest.config import DigestConfig, Settings
+from digest.consent import Segment
+from digest.errors import AllSourcesFailed
+from digest.message import MessageTemplate, build_template, preferences_url, recipient_for, unsubscribe_url
+from digest.models import Edition, RenderedEdition, SendReport, Subscriber
 from digest.render import render
-from digest.select import edition_key, select
+from digest.select import Exclusion, edition_key, select_explained
 from digest.sender import Notice, Sender
 from digest.signing import DKIMSigner, signer_from_env
-from digest.sources import collect
+from digest.sources import SourceReport, collect
 from digest.store import Store
 from digest.subscribers import normalise_address
 from digest.tokens import resolve_secret
@@ -40,23 +43,66 @@ def edition_moment(as_of: date | datetime | None, tz: ZoneInfo, now: datetime) -
     return as_of, datetime.combine(as_of, time.max, tzinfo=tz)
 
 
-def prepare_edition(settings: Settings, store: Store, name: str, *, as_of: date | datetime | None,
-                    now: datetime) -> Edition:
-    """The edition for that day: as it was sent if it was, else freshly collected and selected."""
+@dataclass(frozen=True, kw_only=True)
+class Prepared:
+    """An edition with how it came about: the sources' reports, what was left out, and why it may be skipped."""
+
+    edition: Edition
+    reports: tuple[SourceReport, ...] = ()
+    excluded: tuple[Exclusion, ...] = ()
+    skip_reason: str | None = None
+
+    @property
+    def source_problems(self) -> list[str]:
+        return [report.describe() for report in self.reports if not report.ok]
+
+
+def prepare(settings: Settings, store: Store, name: str, *, as_of: date | datetime | None,
+            now: datetime) -> Prepared:
+    """The edition for that day: as it was sent if it was, else freshly collected and selected.
+
+    Raises AllSourcesFailed when no source gave anything: an edition must not go out just because the web was down.
+    """
     digest = settings.digest(name)
     day, until = edition_moment(as_of, digest.timezone, now)
     stored = store.find_edition(name, edition_key(day))
     if stored is not None:
-        return stored.edition
-    return select(
-        collect(settings, digest),
+        return Prepared(edition=stored.edition)
+    collection = collect(settings, digest, store=store, now=now)
+    if collection.all_failed:
+        raise AllSourcesFailed(name, [report.describe() for report in collection.failures])
+    selection = select_explained(
+        collection,
         digest=name,
         day=day,
         until=until,
         previous_until=store.previous_until(name, until),
         max_articles=digest.max_articles,
         first_window_days=digest.first_window_days,
+        already_sent=store.sent_articles(name, before=day),
+        min_articles=digest.min_articles,
     )
+    edition = selection.edition
+    skip_reason = None
+    if not edition.articles:
+        skip_reason = nothing_new_message(edition)
+    elif selection.too_few:
+        skip_reason = (f"Only {len(edition.articles)} new article{'' if len(edition.articles) == 1 else 's'} for "
+                       f"'{name}' (min_articles is {digest.min_articles}); the edition is skipped, nothing to send.")
+    return Prepared(edition=edition, reports=collection.reports, excluded=selection.excluded,
+                    skip_reason=skip_reason)
+
+
+def prepare_edition(settings: Settings, store: Store, name: str, *, as_of: date | datetime | None,
+                    now: datetime) -> Edition:
+    """The edition for that day: as it was sent if it was, else freshly collected and selected.
+
+    An edition to be skipped (fewer articles than `min_articles`) comes back without articles.
+    """
+    prepared = prepare(settings, store, name, as_of=as_of, now=now)
+    if prepared.skip_reason is not None and not prepared.edition.sent:
+        return replace(prepared.edition, articles=())
+    return prepared.edition
 
 
 def nothing_new_message(edition: Edition) -> str:
@@ -70,6 +116,7 @@ def write_preview(settings: Settings, rendered: RenderedEdition, out: Path) -> t
         "@@greeting@@": "Hei!",
         "@@email@@": "abonnent@example.org",
         "@@unsubscribe_url@@": unsubscribe_url(settings, "eksempel"),
+        "@@preferences_url@@": preferences_url(settings, "eksempel"),
     }
     html_text, text = rendered.html, rendered.text
     for placeholder, value in sample.items():
@@ -94,10 +141,13 @@ def send_test(settings: Settings, store: Store, transport: Transport, name: str,
     """One copy to `to`, marked [TEST] in the subject. Records nothing: no edition, no delivery."""
     address = normalise_address(to)
     digest = settings.digest(name)
-    edition = prepare_edition(settings, store, name, as_of=as_of, now=now)
-    report = SendReport(digest=name, edition_key=edition.key, articles=len(edition.articles))
-    if not edition.articles:
-        report.problems.append(nothing_new_message(edition))
+    prepared = prepare(settings, store, name, as_of=as_of, now=now)
+    edition = prepared.edition
+    report = SendReport(digest=name, edition_key=edition.key, articles=len(edition.articles),
+                        source_problems=prepared.source_problems)
+    if prepared.skip_reason and not edition.sent:
+        report.articles = 0
+        report.problems.append(prepared.skip_reason)
         return report
     template = build_template(render(settings, digest, edition), digest, now=now, subject_prefix="[TEST] ")
     recipient = recipient_for(settings, name, digest, template, resolve_secret(store), subscriber_id=None,
@@ -115,17 +165,23 @@ def send_test(settings: Settings, store: Store, transport: Transport, name: str,
 
 def send_edition(settings: Settings, store: Store, transport: Transport, name: str, *,
                  as_of: date | datetime | None, now: datetime, dry_run: bool = False,
-                 progress: Progress | None = None, notice: Notice | None = None) -> SendReport:
+                 progress: Progress | None = None, notice: Notice | None = None,
+                 stop: Callable[[], bool] | None = None) -> SendReport:
     """Send the edition to every active subscriber who has not had it. Safe to run again: sends nothing twice.
 
     After a crash (even `kill -9`) the next call resumes where the ledger says the last one stopped; see
     `digest.sender` for why nobody is left out and duplicates stay within the messages that were in flight.
+    Only one process sends an edition at a time (`Store.sending_lock`); another one that asks meanwhile leaves
+    the edition to it. `stop()` turning true ends the run once the messages in flight are recorded.
     """
     digest = settings.digest(name)
-    edition = prepare_edition(settings, store, name, as_of=as_of, now=now)
-    report = SendReport(digest=name, edition_key=edition.key, articles=len(edition.articles), dry_run=dry_run)
-    if not edition.articles:
-        report.problems.append(nothing_new_message(edition))
+    prepared = prepare(settings, store, name, as_of=as_of, now=now)
+    edition = prepared.edition
+    report = SendReport(digest=name, edition_key=edition.key, articles=len(edition.articles), dry_run=dry_run,
+                        source_problems=prepared.source_problems)
+    if prepared.skip_reason and not edition.sent:
+        report.articles = 0
+        report.problems.append(prepared.skip_reason)
         return report
     # Render before recording anything: a broken template must not leave an edition that looks sent.
     template = build_template(render(settings, digest, edition), digest, now=now)
@@ -133,23 +189,43 @@ def send_edition(settings: Settings, store: Store, transport: Transport, name: s
     build = message_builder(settings, name, template, resolve_secret(store), signer_from_env(digest.sender.domain),
                             batch, for_smtp=isinstance(transport, SMTPTransport) and not dry_run)
 
+    segment = segment_of(digest)
     if dry_run:
-        return _dry_run(settings, store, name, edition.key, build, report, progress)
+        return _dry_run(settings, store, name, edition.key, segment, build, report, progress)
 
-    stored, created = store.create_edition(edition)
-    counts = store.delivery_counts(stored.id)
+    stored, created = store.create_edition(edition, segment=segment)
+    report.destination = _destination(transport, batch)
+    with store.sending_lock(stored.id) as ours:
+        if not ours:
+            report.busy = True
+            report.problems.append(f"Another process is sending {name} {edition.key} right now; left to it.")
+            return report
+        return _send_pending(store, stored.id, created, transport, build, settings, report, progress, notice, stop)
+
+
+def _send_pending(store: Store, edition_id: int, created: bool, transport: Transport,
+                  build: Callable[[Job], Envelope], settings: Settings, report: SendReport,
+                  progress: Progress | None, notice: Notice | None, stop: Callable[[], bool] | None) -> SendReport:
+    counts = store.delivery_counts(edition_id)
     report.audience = sum(counts.values())
     report.skipped_already_sent = counts.get("sent", 0)
-    report.remaining_at_start, report.in_flight_at_start = store.pending_count(stored.id)
+    report.remaining_at_start, report.in_flight_at_start = store.pending_count(edition_id)
     report.resumed = not created and report.remaining_at_start > 0
-    report.destination = _destination(transport, batch)
     if report.resumed and notice:
         notice(resume_message(report))
     if not report.remaining_at_start:
         return report
-    Sender(store, stored.id, transport, build, settings.sending, progress=progress, notice=notice).run(report)
-    report.remaining = store.pending_count(stored.id)[0]
+    Sender(store, edition_id, transport, build, settings.sending, progress=progress, notice=notice,
+           stop=stop).run(report)
+    report.remaining = store.pending_count(edition_id)[0]
     return report
+
+
+def segment_of(digest: DigestConfig) -> Segment | None:
+    """The digest's audience limit from schedule.yaml, as the store understands it."""
+    if digest.segment is None:
+        return None
+    return Segment(municipalities=tuple(digest.segment.municipalities), topics=tuple(digest.segment.topics))
 
 
 def resume_message(report: SendReport) -> str:
@@ -190,30 +266,39 @@ def message_builder(settings: Settings, name: str, template: MessageTemplate, se
     return build
 
 
-def _dry_run(settings: Settings, store: Store, name: str, key: str, build: Callable[[Job], Envelope],
-             report: SendReport, progress: Progress | None) -> SendReport:
-    """Build every message that a send would send, a batch of subscribers at a time; connect to nothing."""
+def _dry_run(settings: Settings, store: Store, name: str, key: str, segment: Segment | None,
+             build: Callable[[Job], Envelope], report: SendReport, progress: Progress | None) -> SendReport:
+    """Build every message that a send would send; connect to nothing, record nothing."""
     stored = store.find_edition(name, key)
-    batch_size = settings.sending.batch_size
-    total = store.pending_count(stored.id)[0] if stored is not None else store.active_count()
+    audience: Iterable[Subscriber]
+    if stored is not None:
+        total = store.pending_count(stored.id)[0]
+        audience = _pending(store, stored.id, settings.sending.batch_size)
+    else:
+        people = store.audience(name, segment)  # what create_edition would queue
+        total, audience = len(people), people
     started = monotonic()
-    after = 0
-    while True:
-        if stored is not None:
-            batch = store.pending_batch(stored.id, after_id=after, limit=batch_size)
-        else:
-            batch = store.active_subscribers_batch(after_id=after, limit=batch_size)
-        for subscriber in batch:
-            report.message_bytes += len(build(Job(subscriber.id, subscriber.email, subscriber.name)).data)
-            report.sent += 1
-        if progress:
+    for subscriber in audience:
+        report.message_bytes += len(build(Job(subscriber.id, subscriber.email, subscriber.name)).data)
+        report.sent += 1
+        if progress and report.sent % 500 == 0:
             progress(report.sent, total)
-        if len(batch) < batch_size:
-            break
-        after = batch[-1].id
+    if progress:
+        progress(report.sent, total)
     report.elapsed = monotonic() - started
     report.destination = "nowhere (dry run)"
     return report
+
+
+def _pending(store: Store, edition_id: int, batch_size: int) -> Iterator[Subscriber]:
+    """The edition's pending subscribers, read a batch at a time so that memory stays flat."""
+    after = 0
+    while True:
+        batch = store.pending_batch(edition_id, after_id=after, limit=batch_size)
+        yield from batch
+        if len(batch) < batch_size:
+            return
+        after = batch[-1].id
 
 
 def _destination(transport: Transport, batch: str) -> str:

@@ -31,6 +31,7 @@ class Placeholders:
     greeting: str = "@@greeting@@"
     email: str = "@@email@@"
     unsubscribe_url: str = "@@unsubscribe_url@@"
+    preferences_url: str = "@@preferences_url@@"
 
 
 PLACEHOLDERS = Placeholders()

@@ -70,7 +70,8 @@ class Sender:
 
     def __init__(self, store: Store, edition_id: int, transport: Transport, build: Callable[[Job], Envelope],
                  config: Sending, *, progress: Progress | None = None, notice: Notice | None = None,
-                 clock: Callable[[], float] = time.monotonic, rng: random.Random | None = None) -> None:
+                 stop: Callable[[], bool] | None = None, clock: Callable[[], float] = time.monotonic,
+                 rng: random.Random | None = None) -> None:
         self.store = store
         self.edition_id = edition_id
         self.transport = transport
@@ -78,6 +79,7 @@ class Sender:
         self.config = config
         self.progress = progress or (lambda done, total: None)
         self.notice = notice or (lambda text: None)
+        self.stop = stop or (lambda: False)
         self.clock = clock
         self.rng = rng or random.Random()
         clone = getattr(transport, "clone", None)
@@ -111,6 +113,9 @@ class Sender:
                               max_messages_per_connection=config.max_messages_per_connection)
         with self.store.ledger(self.edition_id) as ledger, pool:
             while True:
+                if not stopping and self.stop():
+                    # SIGTERM from the scheduler: like Ctrl-C, the messages in flight finish and are recorded.
+                    stopping = self._interrupted(stopping, report)
                 now = self.clock()
                 limited_until: float | None = None
                 if not stopping:
@@ -153,6 +158,7 @@ class Sender:
                 except KeyboardInterrupt:
                     # The one connection was cut off mid-message: its row stays "sending" for the next run.
                     report.paused = "interrupted"
+                    report.interrupted = True
                     break
 
                 in_flight = sum(len(q) for q in queues.values())
@@ -230,6 +236,7 @@ class Sender:
         if stopping:
             raise KeyboardInterrupt
         report.paused = "interrupted"
+        report.interrupted = True
         self.notice("Stopping: finishing the messages in flight; the rest stays queued.")
         return True
 

@@ -8,19 +8,20 @@ from pathlib import Path
 
 from email_validator import EmailNotValidError, validate_email
 
-from digest.errors import SubscriberImportError
+from digest.errors import AddressError, SubscriberImportError
 
 REQUIRED_COLUMNS = ("email",)
 OPTIONAL_COLUMNS = ("name",)
 
 
 def normalise_address(address: str) -> str:
-    """The address as we store it; raises ValueError with a reason people understand."""
+    """The address as we store it; raises AddressError with a reason people understand."""
     try:
-        result = validate_email(address.strip(), check_deliverability=False)
+        # No SMTPUTF8: many relays refuse it. Domains with æøå still work, stored in their ASCII (IDNA) form.
+        result = validate_email(address.strip(), check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as err:
-        raise ValueError(f"{address.strip()!r} is not a valid e-mail address: {err}") from None
-    return result.normalized
+        raise AddressError(f"{address.strip()!r} is not a valid e-mail address: {err}") from None
+    return result.ascii_email or result.normalized
 
 
 def clean_name(name: str) -> str:

@@ -77,3 +77,25 @@ def resolve_secret(store: object, environ: Mapping[str, str] | None = None) -> b
         print(f"note: {SECRET_ENV} is not set; using a secret generated for this database.", file=sys.stderr)
         resolve_secret._warned = True  # type: ignore[attr-defined]
     return value.encode()
+
+
+# Each kind of link signs with its own key derived from the secret, so a token made for one purpose (say, the
+# preferences page) can never be replayed as another (unsubscribe, confirming a sign-up).
+def purpose_key(secret: bytes, purpose: str) -> bytes:
+    return hmac.new(secret, f"kulturdigest/{purpose}".encode(), hashlib.sha256).digest()
+
+
+def make_preferences_token(secret: bytes, subscriber_id: int, digest: str) -> str:
+    return make_token(purpose_key(secret, "preferences"), subscriber_id, digest)
+
+
+def read_preferences_token(secret: bytes, token: str) -> TokenClaims:
+    return read_token(purpose_key(secret, "preferences"), token)
+
+
+def make_confirmation_token(secret: bytes, pending_id: int) -> str:
+    return make_token(purpose_key(secret, "confirm"), pending_id, "confirm")
+
+
+def read_confirmation_token(secret: bytes, token: str) -> int:
+    return read_token(purpose_key(secret, "confirm"), token).subscriber_id

@@ -118,3 +118,10 @@ def test_bad_url_option_is_a_config_error(project, run_cli, monkeypatch, query, 
     assert result.exit_code == 1
     assert message in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+def test_user_without_password_in_environment(project, run_cli, monkeypatch):
+    monkeypatch.setenv("DIGEST_TRANSPORT", "smtp://kultur@127.0.0.1:2525")
+    monkeypatch.delenv("DIGEST_SMTP_PASSWORD", raising=False)
+    result = run_cli("send", "kultur", "--as-of", "2019-07-01")
+    assert result.exit_code == 1 and "DIGEST_SMTP_PASSWORD is not set" in result.stderr

@@ -1,0 +1,42 @@
+/* The editors' desk: fit the e-mail frames to their content, and reload the preview when a template or content
+   file changes (the server counts changes; this page asks for the count every second). */
+(function () {
+  "use strict";
+
+  function fit(frame) {
+    try {
+      var doc = frame.contentDocument;
+      if (doc && doc.documentElement) {
+        frame.style.height = doc.documentElement.scrollHeight + "px";
+      }
+    } catch (err) {
+      /* not readable: keep the height from the style sheet */
+    }
+  }
+
+  document.querySelectorAll("iframe.email").forEach(function (frame) {
+    frame.addEventListener("load", function () { fit(frame); });
+    fit(frame);
+  });
+
+  var live = document.getElementById("livereload");
+  if (!live) {
+    return;
+  }
+  var url = live.getAttribute("data-url");
+  var version = live.getAttribute("data-version");
+
+  function poll() {
+    fetch(url, { credentials: "same-origin", cache: "no-store" })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (data) {
+        if (data && String(data.versjon) !== version) {
+          window.location.reload();
+          return;
+        }
+        window.setTimeout(poll, 1000);
+      })
+      .catch(function () { window.setTimeout(poll, 3000); });
+  }
+  window.setTimeout(poll, 1000);
+}());
