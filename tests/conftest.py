@@ -236,3 +236,21 @@ def desk(project: Path, smtp_server: SMTPServer, monkeypatch: pytest.MonkeyPatch
         yield running
     finally:
         stop()
+
+
+# -- headless Chromium ------------------------------------------------------------------------------------------------
+CHROMIUM = "/usr/bin/chromium"  # Debian's; `make test` installs it. Playwright never downloads a browser here.
+# The machine has no network: these keep Chromium from reaching out (updates, sync, field trials).
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for the whole run (each test gets its own context)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()

@@ -10,23 +10,14 @@ from collections.abc import Iterator
 
 import pytest
 import yaml
-from playwright.sync_api import Browser, BrowserContext, Frame, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Frame, Page, expect
 
 from tests.a11y import axe_violations, describe
 from tests.conftest import EDITOR, EDITOR_PASSWORD, Desk, SMTPServer, start_desk
 from tests.helpers_mail import html_of, link_in
 from tests.httpserver import HTTPFixtureServer, Route
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
 
 PREVIEW = "/redaksjon/kultur?dato=2019-07-01"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
