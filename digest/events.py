@@ -14,7 +14,7 @@ _FIELDS = "digest_fields"
 
 
 def log_event(event: str, level: int = logging.INFO, **fields: Any) -> None:
-    """Log `event` with its facts. Never pass a full e-mail address: mask it first (see sender.mask)."""
+    """Log `event` with its facts. Never pass a full e-mail address: mask it first (see consent.mask)."""
     logger.log(level, event, extra={_FIELDS: fields})
 
 

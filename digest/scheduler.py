@@ -31,13 +31,13 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from digest.config import DigestConfig, Settings
+from digest.consent import mask
 from digest.errors import AllSourcesFailed, ContentError, DigestError, NotFound
 from digest.events import log_event
 from digest.metrics import DELIVERIES, EDITIONS, SOURCE_FAILURES
 from digest.models import SendReport
 from digest.pipeline import prepare_edition, send_edition, send_test
 from digest.select import edition_key
-from digest.sender import mask
 from digest.store import ApprovalRecord, Store
 from digest.transports import Transport, transport_from_url
 

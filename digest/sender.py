@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from digest.config import Sending
+from digest.consent import mask
 from digest.models import SendReport
 from digest.ratelimit import RateLimiter
 from digest.store import LedgerUpdate, Store
@@ -49,12 +50,6 @@ def backoff(attempt: int, config: Sending, rng: random.Random) -> float:
     """Exponential backoff with jitter: base · 2^(attempt-1), capped, then scaled by 0.5–1.5 so retries spread."""
     delay = min(config.max_retry_delay_seconds, config.retry_delay_seconds * 2 ** max(0, attempt - 1))
     return delay * rng.uniform(0.5, 1.5)
-
-
-def mask(address: str) -> str:
-    """k***@example.org: enough to recognise, not enough to harvest from a log."""
-    local, _, domain = address.partition("@")
-    return f"{local[:1]}***@{domain}"
 
 
 _ADDRESS = re.compile(r"([^\s<>@:;,\"']+)@([A-Za-z0-9.-]+)")
