@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import html
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from email import policy
@@ -172,6 +173,33 @@ def unsubscribe_url(settings: Settings, token: str) -> str:
 
 def preferences_url(settings: Settings, token: str) -> str:
     return f"{settings.public_url}/innstillinger/{token}"
+
+
+EXAMPLE_ADDRESS = "abonnent@example.org"
+
+
+def example_values(settings: Settings) -> dict[str, str]:
+    """What a preview shows in place of a subscriber's own values (the links lead nowhere personal)."""
+    return {
+        "@@greeting@@": "Hei!",
+        "@@email@@": EXAMPLE_ADDRESS,
+        "@@unsubscribe_url@@": unsubscribe_url(settings, "eksempel"),
+        "@@preferences_url@@": preferences_url(settings, "eksempel"),
+    }
+
+
+def fill(html_text: str, values: Mapping[str, str]) -> str:
+    """The rendered HTML with its @@placeholders@@ replaced by `values` (escaped), for a page rather than a send."""
+    for placeholder, value in values.items():
+        html_text = html_text.replace(placeholder, html.escape(value))
+    return html_text
+
+
+def fill_text(text: str, values: Mapping[str, str]) -> str:
+    """The rendered text part with its @@placeholders@@ replaced by `values`."""
+    for placeholder, value in values.items():
+        text = text.replace(placeholder, value)
+    return text
 
 
 def recipient_for(settings: Settings, digest_name: str, digest: DigestConfig, template: MessageTemplate,

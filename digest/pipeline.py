@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -15,7 +14,7 @@ from zoneinfo import ZoneInfo
 from digest.config import DigestConfig, Settings
 from digest.consent import Segment
 from digest.errors import AllSourcesFailed
-from digest.message import MessageTemplate, build_template, preferences_url, recipient_for, unsubscribe_url
+from digest.message import MessageTemplate, build_template, example_values, fill, fill_text, recipient_for
 from digest.models import Edition, RenderedEdition, SendReport, Subscriber
 from digest.render import render
 from digest.select import Exclusion, edition_key, select_explained
@@ -112,19 +111,10 @@ def nothing_new_message(edition: Edition) -> str:
 
 def write_preview(settings: Settings, rendered: RenderedEdition, out: Path) -> tuple[Path, Path]:
     """The edition as a subscriber sees it (with example personal values), as .html and .txt side by side."""
-    sample = {
-        "@@greeting@@": "Hei!",
-        "@@email@@": "abonnent@example.org",
-        "@@unsubscribe_url@@": unsubscribe_url(settings, "eksempel"),
-        "@@preferences_url@@": preferences_url(settings, "eksempel"),
-    }
-    html_text, text = rendered.html, rendered.text
-    for placeholder, value in sample.items():
-        html_text = html_text.replace(placeholder, html.escape(value))
-        text = text.replace(placeholder, value)
+    values = example_values(settings)
     txt_path = out.with_suffix(".txt")
-    _write_atomically(out, html_text)
-    _write_atomically(txt_path, text)
+    _write_atomically(out, fill(rendered.html, values))
+    _write_atomically(txt_path, fill_text(rendered.text, values))
     return out, txt_path
 
 

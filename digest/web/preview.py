@@ -4,10 +4,9 @@ values, checked, and compared with the last sent edition. Also the public (archi
 
 from __future__ import annotations
 
-import html as html_lib
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -29,39 +28,16 @@ from digest.checks import (
 from digest.config import Settings
 from digest.errors import DigestError
 from digest.linkcheck import check_links
-from digest.message import build_template, preferences_url, recipient_for, unsubscribe_url
+from digest.message import EXAMPLE_ADDRESS, build_template, example_values, fill, fill_text, recipient_for
 from digest.models import Edition, RenderedEdition
 from digest.pipeline import Prepared, prepare
 from digest.render import render
 from digest.sources.fetch import user_agent
 from digest.store import Store
 
-EXAMPLE_ADDRESS = "abonnent@example.org"
 PERSONAL_LINKS = ("@@unsubscribe_url@@", "@@preferences_url@@")
 # How long a built preview is reused (the page and its two frames ask within a second) unless a file changed.
 CACHE_SECONDS = 60.0
-
-
-def example_values(settings: Settings) -> dict[str, str]:
-    """What an editor sees in place of a subscriber's own values (the links lead nowhere personal)."""
-    return {
-        "@@greeting@@": "Hei!",
-        "@@email@@": EXAMPLE_ADDRESS,
-        "@@unsubscribe_url@@": unsubscribe_url(settings, "eksempel"),
-        "@@preferences_url@@": preferences_url(settings, "eksempel"),
-    }
-
-
-def fill(html: str, values: Mapping[str, str]) -> str:
-    for placeholder, value in values.items():
-        html = html.replace(placeholder, html_lib.escape(value))
-    return html
-
-
-def fill_text(text: str, values: Mapping[str, str]) -> str:
-    for placeholder, value in values.items():
-        text = text.replace(placeholder, value)
-    return text
 
 
 def _drop_separator(before: str | None, after: str | None) -> tuple[str | None, str | None]:
