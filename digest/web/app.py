@@ -13,12 +13,12 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from digest.config import Settings
 from digest.store import Store
-from digest.tokens import resolve_secret
+from digest.tokens import InvalidToken, resolve_secret
 from digest.transports import Transport, transport_from_url
 from digest.web import archive, desk, preferences, subscribe, unsubscribe
 from digest.web.auth import LoginRequired, session_options
 from digest.web.context import WebState
-from digest.web.pages import SECURITY_HEADERS, PageError, error_page, render_page
+from digest.web.pages import SECURITY_HEADERS, PageError, error_page, invalid_link, render_page
 from digest.web.ratelimit import RateLimiter
 
 # Sign-ups per client IP address and window: generous for an office behind one address, tight for a script.
@@ -63,6 +63,11 @@ def create_app(settings: Settings, store: Store, *, transport: Callable[[], Tran
     @app.exception_handler(PageError)
     async def page_error(request: Request, error: PageError) -> HTMLResponse:
         return error_page(request, error)
+
+    @app.exception_handler(InvalidToken)
+    async def bad_token(request: Request, _error: InvalidToken) -> HTMLResponse:
+        # Every signed link (unsubscribe, preferences, confirmation) fails alike: altered, truncated or foreign.
+        return error_page(request, invalid_link())
 
     @app.exception_handler(LoginRequired)
     async def login_required(request: Request, error: LoginRequired) -> Response:

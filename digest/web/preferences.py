@@ -9,19 +9,12 @@ from fastapi.responses import HTMLResponse
 
 from digest.consent import Profile
 from digest.signup import consent_text
-from digest.tokens import InvalidToken, TokenClaims, read_preferences_token
+from digest.tokens import TokenClaims, read_preferences_token
 from digest.web.context import WebState, web_state
 from digest.web.forms import form_lists, read_choices
-from digest.web.pages import invalid_link, render_page, unknown_subscriber
+from digest.web.pages import render_page, unknown_subscriber
 
 router = APIRouter()
-
-
-def _claims(state: WebState, token: str) -> TokenClaims:
-    try:
-        return read_preferences_token(state.secret, token)
-    except InvalidToken:
-        raise invalid_link() from None
 
 
 def _active_profile(state: WebState, claims: TokenClaims) -> Profile | None:
@@ -53,7 +46,7 @@ def _values(state: WebState, profile: Profile) -> dict[str, object]:
 @router.get("/innstillinger/{token}", response_class=HTMLResponse)
 def preferences_page(request: Request, token: str) -> HTMLResponse:
     state = web_state(request)
-    claims = _claims(state, token)
+    claims = read_preferences_token(state.secret, token)
     profile = _active_profile(state, claims)
     if profile is None:
         return _not_subscribed(request, state, state.store.profile(claims.subscriber_id).email)  # type: ignore[union-attr]
@@ -70,7 +63,7 @@ def save_preferences(
     tema: Annotated[list[str], Form()] = [],  # noqa: B006
 ) -> HTMLResponse:
     state = web_state(request)
-    claims = _claims(state, token)
+    claims = read_preferences_token(state.secret, token)
     profile = _active_profile(state, claims)
     if profile is None:
         return _not_subscribed(request, state, state.store.profile(claims.subscriber_id).email)  # type: ignore[union-attr]
@@ -91,7 +84,7 @@ def save_preferences(
 @router.post("/innstillinger/{token}/forlat", response_class=HTMLResponse)
 def leave(request: Request, token: str) -> HTMLResponse:
     state = web_state(request)
-    claims = _claims(state, token)
+    claims = read_preferences_token(state.secret, token)
     profile = state.store.profile(claims.subscriber_id)
     if profile is None:
         raise unknown_subscriber()

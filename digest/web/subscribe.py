@@ -17,10 +17,10 @@ from digest.consent import SignUp, mask
 from digest.errors import DigestError
 from digest.message import preferences_url
 from digest.signup import consent_text, digest_titles, request_confirmation
-from digest.tokens import InvalidToken, make_preferences_token, read_confirmation_token
+from digest.tokens import make_preferences_token, read_confirmation_token
 from digest.web.context import WebState, client_ip, web_state
 from digest.web.forms import form_lists, read_address, read_choices
-from digest.web.pages import PageError, invalid_link, render_page
+from digest.web.pages import PageError, render_page
 
 router = APIRouter()
 log = logging.getLogger("digest.web")
@@ -90,11 +90,7 @@ def subscribe(
 
 
 def _pending(state: WebState, token: str):  # type: ignore[no-untyped-def]
-    try:
-        pending_id = read_confirmation_token(state.secret, token)
-    except InvalidToken:
-        raise invalid_link() from None
-    pending = state.store.pending_signup(pending_id)
+    pending = state.store.pending_signup(read_confirmation_token(state.secret, token))
     if pending is None:
         raise PageError(404, "Fant ikke påmeldingen", "Påmeldingen finnes ikke lenger.",
                         link=(f"{state.settings.public_url}/abonner", "Meld deg på på nytt"))

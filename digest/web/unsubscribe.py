@@ -13,18 +13,11 @@ from fastapi.responses import HTMLResponse
 
 from digest.message import preferences_url
 from digest.signup import digest_titles
-from digest.tokens import InvalidToken, TokenClaims, make_preferences_token, read_token
+from digest.tokens import make_preferences_token, read_token
 from digest.web.context import WebState, web_state
-from digest.web.pages import invalid_link, render_page, unknown_subscriber
+from digest.web.pages import render_page, unknown_subscriber
 
 router = APIRouter()
-
-
-def _claims(state: WebState, token: str) -> TokenClaims:
-    try:
-        return read_token(state.secret, token)
-    except InvalidToken:
-        raise invalid_link() from None
 
 
 def _title(state: WebState, digest: str) -> str:
@@ -35,7 +28,7 @@ def _title(state: WebState, digest: str) -> str:
 @router.get("/avmeld/{token}", response_class=HTMLResponse)
 def unsubscribe_page(request: Request, token: str) -> HTMLResponse:
     state = web_state(request)
-    claims = _claims(state, token)
+    claims = read_token(state.secret, token)
     profile = state.store.profile(claims.subscriber_id)
     if profile is None:
         raise unknown_subscriber()
@@ -55,7 +48,7 @@ def unsubscribe_page(request: Request, token: str) -> HTMLResponse:
 def unsubscribe_now(request: Request, token: str) -> HTMLResponse:
     # The body (List-Unsubscribe=One-Click) is not needed to decide: a POST to a valid link is the request.
     state = web_state(request)
-    claims = _claims(state, token)
+    claims = read_token(state.secret, token)
     result = state.store.unsubscribe(claims.subscriber_id, claims.digest, all_digests=state.digest_names,
                                      source="web:avmeld", now=state.now())
     if result is None:
