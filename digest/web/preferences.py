@@ -17,11 +17,11 @@ from digest.web.pages import render_page, unknown_subscriber
 router = APIRouter()
 
 
-def _active_profile(state: WebState, claims: TokenClaims) -> Profile | None:
+def _profile(state: WebState, claims: TokenClaims) -> Profile:
     profile = state.store.profile(claims.subscriber_id)
     if profile is None:
         raise unknown_subscriber()
-    return profile if profile.status == "active" else None
+    return profile
 
 
 def _not_subscribed(request: Request, state: WebState, email: str) -> HTMLResponse:
@@ -47,9 +47,9 @@ def _values(state: WebState, profile: Profile) -> dict[str, object]:
 def preferences_page(request: Request, token: str) -> HTMLResponse:
     state = web_state(request)
     claims = read_preferences_token(state.secret, token)
-    profile = _active_profile(state, claims)
-    if profile is None:
-        return _not_subscribed(request, state, state.store.profile(claims.subscriber_id).email)  # type: ignore[union-attr]
+    profile = _profile(state, claims)
+    if profile.status != "active":
+        return _not_subscribed(request, state, profile.email)
     return _form(request, state, token, profile, values=_values(state, profile))
 
 
@@ -64,9 +64,9 @@ def save_preferences(
 ) -> HTMLResponse:
     state = web_state(request)
     claims = read_preferences_token(state.secret, token)
-    profile = _active_profile(state, claims)
-    if profile is None:
-        return _not_subscribed(request, state, state.store.profile(claims.subscriber_id).email)  # type: ignore[union-attr]
+    profile = _profile(state, claims)
+    if profile.status != "active":
+        return _not_subscribed(request, state, profile.email)
     choices = read_choices(state.settings, name=navn, municipality=kommune, digests=nyhetsbrev, topics=tema,
                            allow_no_digest=True)
     if choices.errors:
@@ -85,9 +85,7 @@ def save_preferences(
 def leave(request: Request, token: str) -> HTMLResponse:
     state = web_state(request)
     claims = read_preferences_token(state.secret, token)
-    profile = state.store.profile(claims.subscriber_id)
-    if profile is None:
-        raise unknown_subscriber()
+    profile = _profile(state, claims)
     state.store.leave(claims.subscriber_id, source="web:/innstillinger", now=state.now())
     return _left(request, state, profile.email)
 
