@@ -520,12 +520,7 @@ class Store:
 
     # -- schedule: editions in progress, missed runs, approvals ------------------------------------------------------
     def last_edition(self, digest: str) -> StoredEdition | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(editions).where(editions.c.digest == digest)
-                .order_by(editions.c.day.desc(), editions.c.id.desc()).limit(1)
-            ).first()
-        return None if row is None else _stored_edition(row)
+        return next(iter(self.sent_editions(digest, limit=1)), None)
 
     def unfinished_editions(self, digest: str, *, started_after: datetime,
                             now: datetime | None = None) -> list[StoredEdition]:

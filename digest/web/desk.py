@@ -203,7 +203,7 @@ def digests_page(request: Request) -> HTMLResponse:
     now = state.now()
     rows = []
     for name, digest in state.settings.digests.items():
-        last = next(iter(state.store.sent_editions(name, limit=1)), None)
+        last = state.store.last_edition(name)
         rows.append({"name": name, "digest": digest, "next_run": next_run(digest, now),
                      "last": last.edition if last else None,
                      "archive_url": f"/arkiv/{name}/{last.edition.key}" if last else None})
