@@ -433,7 +433,3 @@ def links_in(html: str, *, own_prefix: str | None = None) -> Links:
             target[url] = None
     return Links(tuple(links), tuple(images), tuple(skipped))
 
-
-def overall(checks: list[Check] | tuple[Check, ...]) -> Verdict:
-    verdicts = {check.verdict for check in checks}
-    return "fail" if "fail" in verdicts else "warn" if "warn" in verdicts else "ok"

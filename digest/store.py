@@ -389,19 +389,6 @@ class Store:
         return stored, True
 
     # -- deliveries -----------------------------------------------------------------------------------------------
-    def pending_deliveries(self, edition_id: int) -> Iterator[Subscriber]:
-        """Subscribers of the edition who have not got it yet (queued, deferred, or cut off mid-send)."""
-        query = (
-            sa.select(subscribers.c.id, subscribers.c.email, subscribers.c.name, subscribers.c.status)
-            .join(deliveries, deliveries.c.subscriber_id == subscribers.c.id)
-            .where(_pending_for(edition_id))
-            .order_by(subscribers.c.id)
-        )
-        with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
-        for r in rows:
-            yield Subscriber(id=r.id, email=r.email, name=r.name, status=r.status)
-
     def mark_delivery(self, edition_id: int, subscriber_id: int, state: str, *, code: int | None = None,
                       reason: str | None = None) -> None:
         values: dict[str, object] = {"state": state, "code": code, "reason": reason, "updated_at": _now()}
@@ -489,11 +476,6 @@ class Store:
                     conn.scalar(sa.select(sa.func.pg_advisory_unlock(key)))
         else:
             yield True
-
-    def record_deliveries(self, edition_id: int, updates: Sequence[LedgerUpdate]) -> None:
-        """Apply many ledger moves in one transaction (one commit for a whole group of results)."""
-        with self.ledger(edition_id) as ledger:
-            ledger.record(updates)
 
     @contextmanager
     def ledger(self, edition_id: int) -> Iterator[Ledger]:
