@@ -48,7 +48,8 @@ class SubscriberImportError(DigestError, ValueError):
         self.problems = problems
         first_line, first_problem = problems[0]
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        super().__init__(f"{self.path}:{first_line}: {first_problem}{more}; nothing was imported")
+        where = f"{self.path}:{first_line}" if first_line else self.path  # line 0: the file as a whole
+        super().__init__(f"{where}: {first_problem}{more}; nothing was imported")
 
 
 class SendError(DigestError):

@@ -38,6 +38,8 @@ def read_subscriber_csv(path: Path) -> list[tuple[str, str]]:
         raise SubscriberImportError(path, [(0, "file not found")]) from None
     except UnicodeDecodeError:
         raise SubscriberImportError(path, [(1, "not UTF-8 text (save the file as UTF-8 CSV)")]) from None
+    except OSError as err:  # a folder, no permission, …
+        raise SubscriberImportError(path, [(0, f"cannot read the file: {err.strerror or err}")]) from None
     reader = csv.DictReader(io.StringIO(text, newline=""))
     columns = [c.strip().lower() for c in reader.fieldnames or []]
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]

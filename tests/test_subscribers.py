@@ -44,6 +44,14 @@ def test_missing_file(project, run_cli):
     assert result.exit_code == 1 and "finnes-ikke.csv" in result.stderr and "not found" in result.stderr
 
 
+def test_a_folder_instead_of_a_file_is_one_line_not_a_traceback(project, run_cli):
+    (project / "lister").mkdir()
+    result = run_cli("subscribers", "import", "lister")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: lister: cannot read the file:") and "Traceback" not in result.stderr
+    assert "nothing was imported" in result.stderr
+
+
 def test_domain_with_aeoeaa_is_stored_in_ascii_form():
     from digest.subscribers import normalise_address
 
