@@ -300,6 +300,12 @@ class Store:
                                                   subscribers.c.status))
             }
             on_list = set(conn.scalars(sa.select(suppressions.c.email_hash)))
+            # Everyone's explicit digests in one query, not one per existing row (a re-import of a long list).
+            explicit: dict[int, set[str]] = {}
+            if digests:
+                for subscriber_id, digest in conn.execute(sa.select(subscriptions.c.subscriber_id,
+                                                                    subscriptions.c.digest)):
+                    explicit.setdefault(subscriber_id, set()).add(digest)
             now = _now()
             for email, name in merged.items():
                 row = existing.get(email)
@@ -316,11 +322,11 @@ class Store:
                     added += 1
                     continue
                 changed = False
-                current = self._explicit_digests(conn, row.id)
-                if digests and current is not None and set(digests) - set(current):
-                    self._set_digests(conn, row.id, set(current) | set(digests), now)
-                    self._record_consent(conn, row.id, "consent", sorted(set(digests) - set(current)), source,
-                                         text, now)
+                current = explicit.get(row.id)
+                if digests and current is not None and set(digests) - current:
+                    self._set_digests(conn, row.id, current | set(digests), now)
+                    self._record_consent(conn, row.id, "consent", sorted(set(digests) - current), source, text,
+                                         now)
                     changed = True
                 if name and name != row.name:
                     conn.execute(subscribers.update().where(subscribers.c.id == row.id).values(name=name))

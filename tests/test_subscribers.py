@@ -56,3 +56,18 @@ def test_domain_with_aeoeaa_is_stored_in_ascii_form():
     from digest.subscribers import normalise_address
 
     assert normalise_address(" kari@bø.kommune.no ") == "kari@xn--b-5ga.kommune.no"
+
+
+def test_reimport_adds_new_digests_to_those_who_chose_theirs(tmp_path):
+    from digest.store import Store
+
+    store = Store.open(f"sqlite:///{tmp_path / 'state.db'}")
+    rows = [("kari@example.org", "Kari"), ("per@example.org", "Per")]
+    store.import_subscribers(rows, source="import:a.csv", digests=["kultur"])
+    report = store.import_subscribers(rows, source="import:b.csv", digests=["kultur", "idrett"])
+    assert (report.added, report.updated, report.unchanged) == (0, 2, 0)
+    exported = store.export_address("kari@example.org")
+    assert exported["subscriber"]["digests"] == ["idrett", "kultur"]
+    assert [c["digests"] for c in exported["consents"]] == [["kultur"], ["idrett"]]
+    again = store.import_subscribers(rows, source="import:b.csv", digests=["kultur", "idrett"])
+    assert (again.added, again.updated, again.unchanged) == (0, 0, 2)
