@@ -31,7 +31,7 @@ from digest.render import (  # noqa: E402
     template_context,
     template_environment,
 )
-from digest.select import select  # noqa: E402
+from digest.select import select_explained  # noqa: E402
 from digest.sources import collect  # noqa: E402
 
 
@@ -52,14 +52,14 @@ def main() -> None:
 
     settings = load_settings(ROOT / "schedule.yaml", environ={})
     digest = settings.digest("kultur")
-    seed = collect(settings, digest)
+    seed = list(collect(settings, digest))
     # Ten articles: the six of the seed page and four more made from them.
     extra = [replace(a, url=a.url + "del-2/", title=a.title + " (del 2)", published=a.published + timedelta(days=1))
              for a in seed[:4]]
     oslo = ZoneInfo("Europe/Oslo")
-    edition = select(seed + extra, digest="kultur", day=date(2019, 7, 1),
+    edition = select_explained(seed + extra, digest="kultur", day=date(2019, 7, 1),
                      until=datetime(2019, 7, 1, 23, 59, tzinfo=oslo), previous_until=None, max_articles=10,
-                     first_window_days=365)
+                     first_window_days=365).edition
     assert len(edition.articles) == 10
 
     env = template_environment()

@@ -43,26 +43,6 @@ def edition_key(day: date) -> str:
     return day.isoformat()
 
 
-def select(
-    articles: Iterable[Article],
-    *,
-    digest: str,
-    day: date,
-    until: datetime,
-    previous_until: datetime | None,
-    max_articles: int,
-    first_window_days: int,
-    already_sent: Iterable[Article] = (),
-) -> Edition:
-    """Articles published in (previous edition, until], newest first, at most `max_articles`.
-
-    The first edition of a digest has no previous one and looks back `first_window_days` instead.
-    """
-    return select_explained(articles, digest=digest, day=day, until=until, previous_until=previous_until,
-                            max_articles=max_articles, first_window_days=first_window_days,
-                            already_sent=already_sent).edition
-
-
 def select_explained(
     articles: Iterable[Article],
     *,

@@ -17,7 +17,7 @@ from digest.config import load_settings
 from digest.errors import RenderError
 from digest.models import Article
 from digest.render import compile_mjml, render
-from digest.select import select
+from digest.select import select_explained
 from digest.sources import collect
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -27,11 +27,11 @@ OSLO = ZoneInfo("Europe/Oslo")
 def kultur_edition(project: Path, articles: list[Article] | None = None):
     settings = load_settings(project / "schedule.yaml")
     digest = settings.digest("kultur")
-    edition = select(
+    edition = select_explained(
         articles if articles is not None else collect(settings, digest),
         digest="kultur", day=date(2019, 7, 1), until=datetime(2019, 7, 1, 23, 59, tzinfo=OSLO),
         previous_until=None, max_articles=digest.max_articles, first_window_days=digest.first_window_days,
-    )
+    ).edition
     return render(settings, digest, edition)
 
 
