@@ -1,4 +1,4 @@
-"""`digest …`: a thin Typer shell over the pipeline and the store. Errors become one line and exit code 1."""
+"""`digest …`: a thin Typer shell over the application layer (digest.app). Errors become one line and exit 1."""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from digest.app.editions import PROVISIONAL, prepare
+from digest.app.outcome import outcome_of
+from digest.app.sending import resume_message, send_edition, send_test, write_preview
 from digest.config import Settings, load_settings
 from digest.errors import DigestError
 from digest.models import Article, SendReport
-from digest.pipeline import prepare, resume_message, send_edition, send_test, write_preview
 from digest.render import render
 from digest.sendview import SendView, summary_line
 from digest.store import Store
@@ -49,6 +51,8 @@ EXAMPLES = """Examples:
   digest status
 
   digest approve kultur
+
+  digest edition refresh kultur 2026-11-23
 """
 
 app = typer.Typer(
@@ -96,6 +100,11 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+# How the CLI names an edition's state (digest.app.editions).
+STATE_WORDS = {PROVISIONAL: "not sent yet", "draft": "draft, not sent yet",
+               "approved": "approved", "held": "held", "expired": "expired", "sending": "being sent",
+               "sent": "as sent", "stopped": "stopped before everyone had it"}
+
 AsOf = Annotated[str | None, typer.Option("--as-of", help="Build the edition that goes out on this date "
                                            "(YYYY-MM-DD, Europe/Oslo), e.g. 2019-07-01.")]
 
@@ -127,7 +136,7 @@ def preview(
     prepared = prepare(settings, store, name, as_of=_as_of(as_of), now=_now())
     _warn_sources(prepared.source_problems)
     edition = prepared.edition
-    if prepared.skip_reason and not edition.sent:
+    if prepared.skip_reason and not prepared.stored:
         out.print(prepared.skip_reason)
         if open_browser:
             _open_preview(settings, name, as_of, None)
@@ -135,7 +144,7 @@ def preview(
     rendered = render(settings, settings.digest(name), edition)
     target = out_file or Path("outbox") / "preview" / f"{name}-{edition.key}.html"
     html_path, txt_path = write_preview(settings, rendered, target)
-    state = "as sent" if edition.sent else "not sent yet"
+    state = STATE_WORDS.get(prepared.state, prepared.state)
     err.print(f"{name} {edition.key}: {len(edition.articles)} articles, {rendered.html_bytes / 1024:.0f} KB "
               f"HTML ({state}); text part in {txt_path}")
     print(html_path)
@@ -166,10 +175,15 @@ def send(
     as_of: AsOf = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Build and count every message; send nothing.")]
     = False,
-    to: Annotated[str | None, typer.Option("--to", help="Send one test copy to this address; record nothing.")]
-    = None,
+    to: Annotated[str | None, typer.Option("--to", help="Send one [TEST] copy of the stored edition to this "
+                                          "address; record no delivery.")] = None,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Also try again the subscribers a server "
+                                               "refused (5xx) in an earlier run.")] = False,
 ) -> None:
     """Send the edition to every subscriber who has not had it yet. Running it again sends nothing twice.
+
+    Exit code 0 when everyone in the audience has the edition, 2 when some were sent and some still lack it, 1 when
+    none were sent and some lack it; the last line says why.
 
     Example: digest send kultur --as-of 2019-07-01
     """
@@ -181,10 +195,13 @@ def send(
     else:
         with SendView(err, description="Building" if dry_run else "Sending") as view:
             report = send_edition(settings, store, transport, name, as_of=_as_of(as_of), now=_now(),
-                                  dry_run=dry_run, progress=view.progress, notice=view.notice)
+                                  dry_run=dry_run, progress=view.progress, notice=view.notice,
+                                  retry_failed=retry_failed)
     _print_report(report, test_copy=bool(to))
-    if report.failed or report.deferred or report.bounced or report.paused:
-        raise typer.Exit(2 if report.sent else 1)
+    outcome = outcome_of(report)
+    if outcome.exit_code:
+        out.print(outcome.reason, markup=False, highlight=False)  # the last line says why
+        raise typer.Exit(outcome.exit_code)
 
 
 def _warn_sources(problems: list[str]) -> None:
@@ -219,18 +236,13 @@ def _print_report(report: SendReport, *, test_copy: bool) -> None:
         out.print(resume_message(report))
     if report.sent:
         out.print(summary_line(report))
-    if report.paused:
-        out.print(f"Stopped early: {report.paused}. {report.remaining} subscribers still wait for this edition; "
-                  f"run `digest send {report.digest}` again to continue.")
-    elif report.remaining:
-        out.print(f"{report.remaining} deferred subscribers still wait for this edition; the next "
-                  f"`digest send {report.digest}` retries them.")
     if report.sent:
         out.print(f"Messages: {report.destination}")
-    elif not (report.failed or report.deferred or report.bounced or report.paused or report.remaining):
-        out.print("Every subscriber already has this edition; nothing new was sent.")
     for problem in report.problems[:20]:
         err.print(f"  {problem}")
+    outcome = outcome_of(report)
+    if outcome.ok and not report.sent:
+        out.print(outcome.reason)
 
 
 @app.command("collect")
@@ -260,7 +272,7 @@ def collect_command(
                           f"{_local(article.published, tz)}]: {exclusion.detail}", markup=False, highlight=False)
         return
 
-    state = "already sent" if edition.sent else "not sent yet"
+    state = STATE_WORDS.get(prepared.state, prepared.state)
     out.print(f"{name} {edition.key} ({state}): {len(edition.articles)} articles, window "
               f"{_local(edition.since, tz)} – {_local(edition.until, tz)}", markup=False, highlight=False)
     if edition.articles:
@@ -268,8 +280,11 @@ def collect_command(
         for article in edition.articles:
             table.add_row(_local(article.published, tz), article.source, article.title)
         out.print(table)
-    if prepared.skip_reason and not edition.sent:
+    if prepared.skip_reason and not prepared.stored:
         out.print(prepared.skip_reason, markup=False, highlight=False)
+    if prepared.state in ("draft", "approved", "held"):
+        out.print(f"This is the stored draft; `digest edition refresh {name} {edition.key}` collects it again.",
+                  markup=False, highlight=False)
     if prepared.reports:
         out.print("Sources:")
         for report in prepared.reports:
@@ -536,4 +551,4 @@ def main() -> None:
 
 
 # The operations commands (run, status, approve, hold) live in their own module and register themselves on `app`.
-from digest import cli_ops  # noqa: E402, F401
+from digest import cli_editions, cli_ops  # noqa: E402, F401

@@ -9,9 +9,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from digest.app.runs import Runtime, approve, hold
 from digest.cli import _now, _settings, _store, app, out
 from digest.events import configure_logging
-from digest.scheduler import Runtime, approve, hold, serve
+from digest.scheduler import serve
 from digest.status import digest_status, format_moment
 
 
@@ -95,10 +96,11 @@ def approve_command(
     record, outcome = approve(Runtime(settings=settings, store=store), name, edition)
     stored = store.find_edition(name, record.key)
     counts = store.delivery_counts(stored.id) if stored is not None else {}
-    out.print(f"{name} {record.key} approved; {outcome.replace('_', ' ')}: sent {counts.get('sent', 0)}, "
+    out.print(f"{name} {record.key} approved; {outcome.kind.replace('_', ' ')}: sent {counts.get('sent', 0)}, "
               f"deferred {counts.get('deferred', 0)}, failed {counts.get('failed', 0)}.")
-    if outcome == "failed":
-        raise typer.Exit(1)
+    if outcome.exit_code:
+        out.print(outcome.reason, markup=False, highlight=False)
+        raise typer.Exit(outcome.exit_code)
 
 
 @app.command("hold")

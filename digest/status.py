@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 from babel.dates import format_datetime
 
 from digest.config import DigestConfig, Settings
+from digest.cron import format_duration, next_run
 from digest.errors import DigestError
-from digest.scheduler import format_duration, next_run
 from digest.sources.files import load_articles
 from digest.store import ApprovalRecord, Store
 
