@@ -191,6 +191,9 @@ def _select(collection: Collection, store: Store, digest: DigestConfig, name: st
         first_window_days=digest.first_window_days,
         already_sent=store.sent_articles(name, before=target.day),
         min_articles=digest.min_articles,
+        first_seen=collection.first_seen,
+        max_age_days=digest.max_age_days,
+        previous_collected_at=store.previous_collected_at(name, target.day),
     )
 
 
