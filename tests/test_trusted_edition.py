@@ -189,3 +189,33 @@ def test_refused_recipients_are_reported_on_every_later_run_until_retried(projec
         retried = run_cli("send", "kultur", "--as-of", AS_OF, "--retry-failed")
         assert retried.exit_code == 0, retried.stderr
     assert handler.copies() == dict.fromkeys(people, 1)
+
+
+def test_an_item_first_seen_after_the_draft_was_made_goes_into_the_next_edition(project, feed, run_cli):
+    """The draft for Monday is made on Thursday; an item that appears on Saturday (dated Saturday, before Monday's
+    run) is not in Monday's frozen edition, so it belongs to the one after, even if something collected on Saturday."""
+    from datetime import date
+
+    from digest.app.editions import prepare
+    from digest.app.sending import send_edition
+    from digest.transports import transport_from_url
+
+    edit_schedule(project, sources=[{"type": "feed", "url": f"{feed.base}/kultur.rss", "label": "Kommunen"}])
+    assert run_cli("subscribers", "import", "examples/subscribers.csv").exit_code == 0
+    rt = runtime(project)
+    settings, store = rt.settings, rt.store
+    thursday, saturday = MONDAY_RUN - timedelta(days=4), MONDAY_RUN - timedelta(days=2)
+    monday = prepare(settings, store, "kultur", as_of=date(2026, 11, 23), now=thursday, freeze=True)
+    assert monday.state == "draft" and len(monday.edition.articles) == 5
+
+    feed.routes["/kultur.rss"] = Route(body=rss([("Lørdagssak", "lordag", saturday), *FIRST_FEED]))
+    # Someone looks at the edition after Monday's on Saturday: the item is seen (and recorded) then.
+    later = prepare(settings, store, "kultur", as_of=date(2026, 11, 30), now=saturday)
+    assert "Lørdagssak" in [a.title for a in later.edition.articles]
+
+    outbox = transport_from_url("outbox:outbox", root=project)
+    sent = send_edition(settings, store, outbox, "kultur", as_of=date(2026, 11, 23), now=MONDAY_RUN)
+    assert sent.sent == 3 and "Lørdagssak" not in [a.title for a in store.find_edition("kultur", "2026-11-23")
+                                                     .edition.articles]
+    following = prepare(settings, store, "kultur", as_of=date(2026, 11, 30), now=MONDAY_RUN + timedelta(days=7))
+    assert [a.title for a in following.edition.articles] == ["Lørdagssak"]
