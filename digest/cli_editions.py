@@ -9,7 +9,7 @@ import typer
 
 from digest.app.drafts import refresh_draft
 from digest.app.editions import prepare
-from digest.cli import STATE_WORDS, _as_of, _local, _now, _settings, _store, app, err, out
+from digest.cli_app import STATE_WORDS, _as_of, _local, _now, _settings, _store, app, err, out
 
 edition_app = typer.Typer(help="Stored editions: their drafts, state and history.\n\n"
                           "Example: digest edition refresh kultur 2026-11-23", no_args_is_help=True)

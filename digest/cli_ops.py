@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from digest.app.runs import Runtime, approve, hold
-from digest.cli import _now, _settings, _store, app, out
+from digest.cli_app import _now, _settings, _store, app, out
 from digest.events import configure_logging
 from digest.scheduler import serve
 from digest.status import digest_status, format_moment
@@ -66,6 +66,15 @@ def status() -> None:
             table.add_row("Last edition", f"{item.last_edition}: sent {c.get('sent', 0)}, deferred "
                           f"{c.get('deferred', 0)}, failed {c.get('failed', 0)}"
                           + (f", not yet sent {queued}" if queued else ""))
+        if item.stop_reason:
+            table.add_row("Stopped", f"{item.stop_reason} (`digest send {item.name} --as-of {item.last_edition}` "
+                          "continues)")
+        if item.refused:
+            table.add_row("Refused", f"{item.refused} subscriber{'' if item.refused == 1 else 's'} refused by the "
+                          f"server (5xx): `digest send {item.name} --as-of {item.last_edition} --retry-failed`")
+        for key, state, articles in item.drafts:
+            table.add_row("Draft", f"{key} {state}, {articles} article{'' if articles == 1 else 's'}  "
+                          f"(digest edition show {item.name} {key})")
         if item.last_missed is not None:
             table.add_row("Last missed run", item.local(item.last_missed))
         for record in item.approvals:

@@ -186,6 +186,9 @@ def test_refused_recipients_are_reported_on_every_later_run_until_retried(projec
             "2 subscribers were refused by the server (5xx) and do not have kultur 2019-07-01; "
             "`digest send kultur --as-of 2019-07-01 --retry-failed` tries them again.")
         assert "Every subscriber already has this edition" not in again.stdout
+        status = run_cli("status").stdout
+        assert "2 subscribers refused by the server (5xx): `digest send kultur --as-of 2019-07-01 --retry-failed`" \
+            in " ".join(status.split())
         retried = run_cli("send", "kultur", "--as-of", AS_OF, "--retry-failed")
         assert retried.exit_code == 0, retried.stderr
     assert handler.copies() == dict.fromkeys(people, 1)
