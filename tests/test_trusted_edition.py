@@ -222,3 +222,47 @@ def test_an_item_first_seen_after_the_draft_was_made_goes_into_the_next_edition(
                                                      .edition.articles]
     following = prepare(settings, store, "kultur", as_of=date(2026, 11, 30), now=MONDAY_RUN + timedelta(days=7))
     assert [a.title for a in following.edition.articles] == ["Lørdagssak"]
+
+
+def test_editors_shape_the_draft_and_approval_sends_it_as_shaped(project, smtp_server, run_cli, monkeypatch):
+    from digest.app.drafts import approve_edition, drop_article, move_article, set_introduction
+    from digest.errors import DraftError
+    from digest.transports import transport_from_url
+
+    monkeypatch.setenv("DIGEST_TRANSPORT", smtp_server.url)
+    edit_schedule(project, approval="required", editors=["redaksjon@ks.no"])
+    assert run_cli("subscribers", "import", "examples/subscribers.csv").exit_code == 0
+    rt = runtime(project)
+    settings, store, now = rt.settings, rt.store, datetime(2019, 6, 30, 12, 0, tzinfo=OSLO)
+    key = "2019-07-01"
+    articles = list(prepare_frozen(settings, store, key, now).edition.articles)
+    drop_article(settings, store, "kultur", key, articles[1].url, editor="kari", now=now)
+    move_article(settings, store, "kultur", key, articles[3].url, -1, editor="kari", now=now)
+    set_introduction(settings, store, "kultur", key, "Hei @@email@@ og {name}!\n\nGod sommer.", editor="ola", now=now)
+    with pytest.raises(DraftError):
+        drop_article(settings, store, "kultur", key, "https://example.org/not-there", editor="kari", now=now)
+
+    outcome = approve_edition(settings, store, transport_from_url(settings.transport, root=project), "kultur", key,
+                              editor="kari", now=now)
+    assert outcome.exit_code == 0, outcome.reason
+    expected = [articles[0], articles[3], articles[2], *articles[4:]]
+    messages = [parsed(r.data) for r in smtp_server.received]
+    assert len(messages) == 3
+    for message in messages:
+        assert article_links(message) == [a.url for a in expected]
+        text = message.get_body(preferencelist=("plain",)).get_content()
+        html = message.get_body(preferencelist=("html",)).get_content()
+        assert "God sommer." in text and "God sommer." in html
+        assert message["Subject"] == f"Kultur: {expected[0].title}"
+    history = [change.editor + ":" + change.action for change in store.draft_history("kultur", key)]
+    assert history == ["system:made", "kari:dropped", "kari:moved", "ola:introduction", "kari:approved"]
+    with pytest.raises(DraftError):  # sent: it no longer changes
+        set_introduction(settings, store, "kultur", key, "For sent.", editor="ola", now=now)
+
+
+def prepare_frozen(settings, store, key, now):
+    from datetime import date
+
+    from digest.app.editions import prepare
+
+    return prepare(settings, store, "kultur", as_of=date.fromisoformat(key), now=now, freeze=True)

@@ -12,11 +12,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from digest.app.editions import Prepared, collect_edition, key_day, prepare, target_of_draft, with_frame
+from digest.app.outcome import SENT, UP_TO_DATE, Outcome, outcome_of
+from digest.app.sending import Progress, send_edition
 from digest.changes import Changes, changes_since
 from digest.config import DigestConfig, Settings
 from digest.errors import DraftError
 from digest.models import Article, Draft, DraftChange
 from digest.store import Store
+from digest.transports import Transport
 
 MAX_INTRODUCTION = 1000
 
@@ -164,3 +167,50 @@ def refresh_draft(settings: Settings, store: Store, name: str, key: str | None, 
                          "again", reason="conflict")
     _needs_approval_again(store, digest, saved, editor=editor)
     return Refreshed(draft=saved, changes=changes, prepared=fresh)
+
+
+def _approval_record(store: Store, digest: DigestConfig, draft: Draft, now: datetime) -> None:
+    """An edition that an editor approves before its scheduled run has no place in the approval gate yet."""
+    edition = draft.edition
+    if store.approval(edition.digest, edition.key) is None:
+        auto_after = digest.approval.auto_after if digest.approval is not None else None
+        scheduled = draft.scheduled_for or now
+        store.request_approval(edition.digest, edition.key, scheduled_for=scheduled,
+                               auto_at=None if auto_after is None else scheduled + auto_after)
+
+
+def approve_edition(settings: Settings, store: Store, transport: Transport, name: str, key: str, *, editor: str,
+                    now: datetime, progress: Progress | None = None) -> Outcome:
+    """An editor approves the stored draft (as it is now) and it is sent at once; the outcome says how it went."""
+    digest = settings.digest(name)
+    draft = editable_draft(settings, store, name, key, editor=editor, now=now)
+    if digest.approval is not None:
+        _approval_record(store, digest, draft, now)
+        if not store.decide_approval(name, key, to="approved", allowed_from=("pending", "held", "expired"),
+                                     by=editor):
+            state = store.approval(name, key)
+            if state is None or state.state != "approved":
+                raise DraftError(f"{name} {key} cannot be approved now", reason="frozen")
+    store.record_draft_event(name, key, DraftChange(revision=draft.revision, at=now, editor=editor,
+                                                    action="approved", detail="Godkjent og sendt."))
+    report = send_edition(settings, store, transport, name, as_of=draft.scheduled_for or key_day(key), now=now,
+                          progress=progress)
+    outcome = outcome_of(report)
+    if outcome.kind in (SENT, UP_TO_DATE):
+        store.decide_approval(name, key, to="sent", allowed_from=("approved",))
+    return outcome
+
+
+def hold_edition(settings: Settings, store: Store, name: str, key: str, *, editor: str, now: datetime) -> None:
+    """Keep the draft from going out by itself (auto_after); approving still sends it."""
+    digest = settings.digest(name)
+    if digest.approval is None:
+        raise DraftError(f"{name!r} has no approval rule; there is nothing to hold back", reason="not_found")
+    draft = editable_draft(settings, store, name, key, editor=editor, now=now)
+    _approval_record(store, digest, draft, now)
+    if not store.decide_approval(name, key, to="held", allowed_from=("pending", "approved"), by=editor):
+        state = store.approval(name, key)
+        if state is None or state.state != "held":
+            raise DraftError(f"{name} {key} cannot be held now", reason="frozen")
+    store.record_draft_event(name, key, DraftChange(revision=draft.revision, at=now, editor=editor, action="held",
+                                                    detail="Holdt tilbake."))
