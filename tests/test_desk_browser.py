@@ -110,7 +110,10 @@ def test_archive_link_of_a_sent_edition_opens_without_logging_in(context: Browse
     expect(page.get_by_role("heading", level=1)).to_have_text("Kultur")
     title = "Drammen, Larvik eller Sarpsborg blir årets kulturkommune 2019"
     expect(page.get_by_role("link", name=title)).to_be_visible()
-    expect(page.get_by_text("Du får denne e-posten fordi du abonnerer på Kultur fra KS.")).to_be_visible()
+    expect(page.get_by_text("Dette er en utgave av Kultur fra KS.")).to_be_visible()
+    expect(page.get_by_role("link", name="Følg arkivet (Atom)")).to_be_visible()
+    expect(page.get_by_text("Du får denne e-posten")).to_have_count(0)
+    expect(page.get_by_role("link", name="Vis i nettleser")).to_have_count(0)
     expect(page.get_by_role("link", name="Meld deg av")).to_have_count(0)
     expect(page.get_by_role("link", name="Endre innstillinger")).to_have_count(0)
     assert "kari" not in page.content().lower()

@@ -1,6 +1,6 @@
 """The desk's view of an edition: the stored draft (or, before anything acted on it, one built from the real
-sources), filled with example or neutral values, checked, and compared with the last sent edition. Also the public
-(archive) version of a sent edition.
+sources), filled with example or neutral values, checked, and compared with the last sent edition. (The public
+archive version of a sent edition is digest/web/public.py.)
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 import jinja2
-import lxml.html
 
 from digest.app.editions import Prepared, prepare
 from digest.changes import Changes, changes_since
@@ -37,38 +36,8 @@ from digest.render import render
 from digest.sources.fetch import user_agent
 from digest.store import Store
 
-PERSONAL_LINKS = ("@@unsubscribe_url@@", "@@preferences_url@@")
 # How long a built preview is reused (the page and its two frames ask within a second) unless a file changed.
 CACHE_SECONDS = 60.0
-
-
-def _drop_separator(before: str | None, after: str | None) -> tuple[str | None, str | None]:
-    """The footer joins links with " · "; with a link gone, one of its separators must go too."""
-    if before and before.rstrip().endswith("·"):
-        return before.rstrip()[:-1].rstrip() + " ", after
-    if after and after.lstrip().startswith("·"):
-        return before, " " + after.lstrip()[1:].lstrip()
-    return before, after
-
-
-def public_html(rendered: RenderedEdition) -> str:
-    """The edition as anyone may see it at its archive address: no greeting by name, no address, and the personal
-    links (unsubscribe, preferences) removed with their separators."""
-    document = lxml.html.document_fromstring(rendered.html)
-    for anchor in list(document.iter("a")):
-        if (anchor.get("href") or "").strip() not in PERSONAL_LINKS:
-            continue
-        previous = anchor.getprevious()
-        parent = anchor.getparent()
-        if previous is not None:
-            previous.tail, anchor.tail = _drop_separator(previous.tail, anchor.tail)
-        elif parent is not None:
-            parent.text, anchor.tail = _drop_separator(parent.text, anchor.tail)
-        anchor.drop_tree()
-    out = lxml.html.tostring(document, encoding="unicode", doctype="<!doctype html>")
-    # The footer says "because <address> subscribes"; on a public page it is "because you subscribe".
-    return fill(out, {"@@greeting@@": "Hei!", "@@email@@": "du", "@@unsubscribe_url@@": "",
-                      "@@preferences_url@@": ""})
 
 
 def with_base_target(html: str) -> str:
