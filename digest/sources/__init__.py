@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from digest.config import DigestConfig, FeedSource, PageSource, Settings
-from digest.errors import SourceError
+from digest.errors import ContentError, ContentProblems, SourceError
 from digest.models import Article
 from digest.sources.feeds import parse_feed
 from digest.sources.fetch import Fetched, FetchRequest, fetch_all, user_agent
-from digest.sources.files import load_articles
+from digest.sources.files import read_articles
 from digest.sources.normalise import Item, Parsed
 from digest.sources.pages import parse_page
 
@@ -98,18 +98,24 @@ def collect(settings: Settings, digest: DigestConfig, *, store: Store | None = N
     now = (now or datetime.now(UTC)).replace(microsecond=0)
     tz = digest.timezone
     reports: dict[int, SourceReport] = {}
+    extra_reports: dict[int, list[SourceReport]] = {}
     articles: dict[int, list[Article]] = {}
     web: list[tuple[int, WebSource]] = []
     for index, source in enumerate(digest.sources):
         if isinstance(source, FeedSource | PageSource):
             web.append((index, source))
             continue
-        # Content files are the editors' own: a broken one is an error to fix now, not a source to skip.
         folder: Path = settings.resolve(source.path)
-        found = load_articles(folder, label=source.label or source.path)
+        found, problems = read_articles(folder, label=source.label or source.path)
+        if problems and digest.content.strict:
+            # `content: {strict: true}`: the editors want a broken file fixed before anything goes out.
+            raise ContentProblems(problems)
         articles[index] = found
+        note = f"{len(problems)} bad file{'' if len(problems) == 1 else 's'} left out" if problems else None
         reports[index] = SourceReport(name=source.label or source.path, kind="files", location=source.path,
-                                      articles=len(found))
+                                      articles=len(found), note=note)
+        # Each bad file is a failure of its own, reported like a web source's: named, with its line and field.
+        extra_reports[index] = [_bad_file(source.label or source.path, settings, problem) for problem in problems]
 
     undated: dict[int, list[Item]] = {}
     labels: dict[int, str] = {}
@@ -136,7 +142,8 @@ def collect(settings: Settings, digest: DigestConfig, *, store: Store | None = N
             articles[index].extend(
                 _article(replace(item, published=seen[item.url]), labels[index], tz) for item in items)
 
-    ordered_reports = tuple(reports[index] for index in sorted(reports))
+    ordered_reports = tuple(report for index in sorted(reports)
+                            for report in (reports[index], *extra_reports.get(index, ())))
     for report in ordered_reports:
         if report.ok:
             log.info("source %s", report.describe())
@@ -146,6 +153,17 @@ def collect(settings: Settings, digest: DigestConfig, *, store: Store | None = N
         articles=tuple(article for index in sorted(articles) for article in articles[index]),
         reports=ordered_reports,
     )
+
+
+def _bad_file(label: str, settings: Settings, problem: ContentError) -> SourceReport:
+    path = Path(problem.path)
+    try:
+        shown = str(path.resolve().relative_to(settings.root.resolve()))
+    except ValueError:
+        shown = str(path)
+    where = shown if problem.line is None else f"{shown}:{problem.line}"
+    detail = f"field '{problem.field}': {problem.problem}" if problem.field else problem.problem
+    return SourceReport(name=label, kind="files", location=where, error=detail)
 
 
 def _fetch_and_parse(settings: Settings, web: list[tuple[int, WebSource]], store: Store | None, tz: tzinfo,

@@ -8,7 +8,16 @@ from typing import Any
 import feedparser
 
 from digest.errors import SourceError
-from digest.sources.normalise import Item, Parsed, absolute_url, canonical_url, parse_date, plain_text, shorten
+from digest.sources.normalise import (
+    Item,
+    Parsed,
+    absolute_url,
+    canonical_url,
+    parse_date,
+    plain_text,
+    representable,
+    shorten,
+)
 
 
 def parse_feed(body: bytes, *, url: str, content_type: str | None, tz: tzinfo, kicker: str | None = None) -> Parsed:
@@ -73,7 +82,12 @@ def _published(entry: Any, tz: tzinfo) -> datetime | None:
     for key in ("published_parsed", "updated_parsed", "created_parsed"):
         struct = entry.get(key)
         if struct:
-            return datetime(*struct[:6], tzinfo=UTC)
+            try:
+                value = representable(datetime(*struct[:6], tzinfo=UTC), tz)
+            except (TypeError, ValueError, OverflowError):  # 0000-00-00 reads as year -1: that item has no date
+                continue
+            if value is not None:
+                return value
     return None
 
 
