@@ -110,7 +110,7 @@ def _transport_url(value: str) -> str:
     from urllib.parse import urlsplit
 
     _no_newlines(value)
-    scheme, _, rest = value.partition(":")
+    scheme = value.partition(":")[0]
     if scheme == "outbox":
         return value
     if scheme not in {"smtp", "smtp+starttls", "smtps"}:

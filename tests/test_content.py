@@ -98,8 +98,8 @@ def test_every_bad_content_file_is_a_warning_and_the_edition_goes_out(project, r
 def test_strict_content_refuses_the_edition_naming_every_bad_file(project, run_cli):
     schedule = project / "schedule.yaml"
     text = schedule.read_text(encoding="utf-8")
-    schedule.write_text(text.replace("    max_articles: 10\n", "    max_articles: 10\n    content: {strict: true}\n", 1),
-                        encoding="utf-8")
+    strict = text.replace("    max_articles: 10\n", "    max_articles: 10\n    content: {strict: true}\n", 1)
+    schedule.write_text(strict, encoding="utf-8")
     write_bad_files(project)
     result = run_cli("preview", "kultur", "--as-of", "2019-07-01", "--out", "p.html")
     assert result.exit_code == 1

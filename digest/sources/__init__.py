@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
+from time import monotonic
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -20,6 +21,7 @@ from digest.models import Article
 from digest.sources.feeds import parse_feed
 from digest.sources.fetch import Fetched, FetchRequest, fetch_all, user_agent
 from digest.sources.files import read_articles
+from digest.sources.isolate import run_isolated, warm_up
 from digest.sources.normalise import Item, Parsed
 from digest.sources.pages import parse_page
 
@@ -182,6 +184,8 @@ def _fetch_and_parse(settings: Settings, web: list[tuple[int, WebSource]], store
     def read(position: int, fetched: Fetched) -> SourceError | tuple[Parsed, bool, float]:
         # Runs as each answer arrives, while slower sources are still on their way.
         source, previous = web[position][1], cached[position]
+        # The source's budget covers fetching and reading: the parsers stop between items once it is spent.
+        deadline = monotonic() + source.timeout - fetched.seconds
         body, final_url, content_type = fetched.body, fetched.final_url, fetched.content_type
         if fetched.not_modified:
             if previous is None:
@@ -189,12 +193,14 @@ def _fetch_and_parse(settings: Settings, web: list[tuple[int, WebSource]], store
                                    url=source.url)
             body, final_url, content_type = previous.body, previous.final_url, previous.content_type
         try:
-            parsed = _parse(source, body, url=final_url, content_type=content_type, tz=tz)
+            parsed = _parse(source, body, url=final_url, content_type=content_type, tz=tz, deadline=deadline)
         except SourceError as err:
             return err
         except Exception as err:  # a parser bug on one odd page must not cost the whole edition
             log.exception("source %s: unexpected error while reading %s", source.url, final_url)
             return SourceError(f"unexpected error while reading it: {err!r}", url=source.url)
+        if monotonic() > deadline:  # too late: the source is reported as failed, so its answer is not kept either
+            return SourceError("ran out of time while reading it", url=source.url)
         if not fetched.not_modified and (fetched.etag or fetched.last_modified):
             # Remembered only once it parsed: validators of a broken body would make us keep the broken copy.
             to_remember.append(CachedResponse(
@@ -202,6 +208,8 @@ def _fetch_and_parse(settings: Settings, web: list[tuple[int, WebSource]], store
                 content_type=content_type, body=body, fetched_at=datetime.now(UTC)))
         return parsed, fetched.not_modified, fetched.seconds
 
+    if requests:
+        warm_up()  # the parsers' process starts while the sources are on their way
     outcomes = fetch_all(requests, agent=user_agent(settings.public_url), then=read)
     if store is not None and to_remember:
         store.remember_responses(to_remember)
@@ -209,11 +217,14 @@ def _fetch_and_parse(settings: Settings, web: list[tuple[int, WebSource]], store
         yield index, source, outcome
 
 
-def _parse(source: WebSource, body: bytes, *, url: str, content_type: str | None, tz: tzinfo) -> Parsed:
+def _parse(source: WebSource, body: bytes, *, url: str, content_type: str | None, tz: tzinfo,
+           deadline: float) -> Parsed:
+    # In a child process of its own, killed at the deadline: a hostile body costs its own source and nothing else.
+    kwargs: dict[str, object] = {"body": body, "url": url, "content_type": content_type, "tz": tz,
+                                 "kicker": source.kicker, "deadline": deadline}
     if isinstance(source, PageSource):
-        return parse_page(body, url=url, content_type=content_type, selectors=source.selectors, tz=tz,
-                          kicker=source.kicker)
-    return parse_feed(body, url=url, content_type=content_type, tz=tz, kicker=source.kicker)
+        return run_isolated(parse_page, {**kwargs, "selectors": source.selectors}, deadline=deadline, url=url)
+    return run_isolated(parse_feed, kwargs, deadline=deadline, url=url)
 
 
 def _article(item: Item, label: str, tz: tzinfo) -> Article:

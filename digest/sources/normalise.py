@@ -7,9 +7,12 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from email.utils import parsedate_to_datetime
+from time import monotonic
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 import nh3
+
+from digest.errors import SourceError
 
 TEASER_LIMIT = 300
 
@@ -31,6 +34,7 @@ _BLOCK_BOUNDARY = re.compile(
 _WHITESPACE = re.compile(r"\s+")
 # C0 and C1 control characters other than whitespace: never text a reader should get, and poison in a header.
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
+_ISO_SHAPE = re.compile(r"\d{4}-\d{2}-\d{2}")
 # See plain_text: the markup read for one title or teaser, and how often escaping is peeled off.
 MAX_MARKUP = 16_000
 MAX_CLEAN_ROUNDS = 8
@@ -87,6 +91,12 @@ def _is_tracking(name: str) -> bool:
     return name.startswith(_TRACKING_PARAMS) or name in _TRACKING_NAMES
 
 
+def check_deadline(deadline: float | None, url: str) -> None:
+    """Raise SourceError once `deadline` (time.monotonic) has passed: parsers call it between items."""
+    if deadline is not None and monotonic() > deadline:
+        raise SourceError("ran out of time while reading it (the timeout covers fetching and reading)", url=url)
+
+
 def site_of(url: str) -> str:
     """The site a URL belongs to, for "same title from the same site": host without `www.`."""
     host = (urlsplit(url).hostname or "").lower()
@@ -133,7 +143,9 @@ def parse_date(value: str | None, tz: tzinfo) -> datetime | None:
     text = _WHITESPACE.sub(" ", value or "").strip()
     if not text:
         return None
-    parsed = _iso(text) or _rfc822(text) or _written(text, tz)
+    # Something shaped like ISO 8601 that fromisoformat refused (0000-00-00) is no date; dateparser would spend a
+    # third of a second per item finding that out.
+    parsed = _iso(text) or _rfc822(text) or (None if _ISO_SHAPE.match(text) else _written(text, tz))
     if parsed is None:
         return None
     aware = parsed.replace(tzinfo=tz) if parsed.tzinfo is None or parsed.utcoffset() is None else parsed
