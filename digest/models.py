@@ -119,6 +119,7 @@ class SendReport:
     in_flight_at_start: int = 0   # of those, being sent when an earlier run stopped (may get a second copy)
     resumed: bool = False
     remaining: int = 0            # still without the edition when this run ended (sent by the next `digest send`)
+    left: int = 0                 # left (unsubscribed, bounced, complained, forgotten) during the run: not mailed
     paused: str | None = None     # why the run stopped early (e.g. too many connection failures in a row)
     elapsed: float = 0.0          # seconds spent sending
     message_bytes: int = 0        # bytes of all messages built (a dry run's measure of the work)

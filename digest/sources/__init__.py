@@ -7,8 +7,8 @@ reported and left out; the others still make the edition.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from time import monotonic
@@ -73,6 +73,8 @@ class Collection:
 
     articles: tuple[Article, ...]
     reports: tuple[SourceReport, ...]
+    # When each article's URL was first seen (remembered in the store; without one, `now`).
+    first_seen: Mapping[str, datetime] = field(default_factory=dict)
 
     def __iter__(self) -> Iterator[Article]:
         return iter(self.articles)
@@ -90,11 +92,12 @@ class Collection:
 
 
 def collect(settings: Settings, digest: DigestConfig, *, store: Store | None = None,
-            now: datetime | None = None) -> Collection:
+            now: datetime | None = None, digest_name: str | None = None) -> Collection:
     """Every article every source of the digest offers now, unfiltered, with a report per source.
 
-    With a store, web sources use conditional GET (an unchanged feed costs a 304) and undated items keep the time
-    they were first seen; without one, every fetch is full and undated items are dated `now`.
+    With a store, web sources use conditional GET (an unchanged feed costs a 304), undated items keep the time
+    they were first seen, and the reports are stored as the sources' last outcome (`digest status`, the desk);
+    without one, every fetch is full and undated items are dated `now`.
     """
     # Whole seconds: a first-seen time becomes a published date, and nobody needs its microseconds.
     now = (now or datetime.now(UTC)).replace(microsecond=0)
@@ -137,12 +140,14 @@ def collect(settings: Settings, digest: DigestConfig, *, store: Store | None = N
         reports[index] = SourceReport(name=name, kind=source.type, location=source.url, articles=len(parsed.items),
                                       not_modified=fetched_not_modified, note=note, seconds=seconds)
 
-    if undated:
-        urls = [item.url for items in undated.values() for item in items]
-        seen = store.first_seen(urls, now) if store is not None else dict.fromkeys(urls, now)
-        for index, items in undated.items():
-            articles[index].extend(
-                _article(replace(item, published=seen[item.url]), labels[index], tz) for item in items)
+    # First sight of every article, dated or not: selection lets in an item the source showed only after the last
+    # edition's cut-off, even when its own date is older (feeds that publish late).
+    urls = [article.url for found in articles.values() for article in found]
+    urls += [item.url for items in undated.values() for item in items]
+    seen = store.first_seen(urls, now) if store is not None else dict.fromkeys(urls, now)
+    for index, items in undated.items():
+        articles[index].extend(
+            _article(replace(item, published=seen[item.url]), labels[index], tz) for item in items)
 
     ordered_reports = tuple(report for index in sorted(reports)
                             for report in (reports[index], *extra_reports.get(index, ())))
@@ -151,9 +156,14 @@ def collect(settings: Settings, digest: DigestConfig, *, store: Store | None = N
             log.info("source %s", report.describe())
         else:
             log.warning("source %s", report.describe())
+    # Keyed by the digest's name in schedule.yaml (found by identity unless the caller says it).
+    key = digest_name or next((known for known, config in settings.digests.items() if config is digest), None)
+    if store is not None and key is not None:
+        store.record_source_outcomes(key, ordered_reports, now)
     return Collection(
         articles=tuple(article for index in sorted(articles) for article in articles[index]),
         reports=ordered_reports,
+        first_seen=seen,
     )
 
 
