@@ -429,12 +429,14 @@ def serve(
     Example: digest serve --port 8000
     """
     from digest.web import create_app
+    from digest.web.server import listen
     from digest.web.server import serve as run_server
 
     settings = _settings()
+    listener = listen(host, port)  # a bad port or host, or a port in use: one line, before "Serving on"
     store = _store(settings)
     err.print(f"Serving on http://{host}:{port} (links in e-mails point to {settings.public_url})")
-    run_server(create_app(settings, store), host=host, port=port)
+    run_server(create_app(settings, store), host=host, port=port, listener=listener)
 
 
 def main() -> None:
