@@ -11,7 +11,7 @@ from feedgen.feed import FeedGenerator
 
 from digest.config import DigestConfig, Settings
 from digest.models import Edition
-from digest.render import introduction_paragraphs, nb_date, view_url
+from digest.render import feed_url, introduction_paragraphs, nb_date, view_url
 
 # The entry's content, autoescaped: titles and teasers are content from the sources, never markup.
 _CONTENT = jinja2.Environment(autoescape=True).from_string(
@@ -23,10 +23,6 @@ _CONTENT = jinja2.Environment(autoescape=True).from_string(
 
 def archive_url(settings: Settings, name: str) -> str:
     return f"{settings.public_url}/arkiv/{name}"
-
-
-def feed_url(settings: Settings, name: str) -> str:
-    return f"{settings.public_url}/arkiv/{name}.atom"
 
 
 def _sent_at(edition: Edition) -> datetime:

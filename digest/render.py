@@ -92,6 +92,11 @@ def view_url(settings: Settings, edition: Edition) -> str:
     return f"{settings.public_url}/arkiv/{edition.digest}/{edition.key}"
 
 
+def feed_url(settings: Settings, digest: str) -> str:
+    """The digest's archive as an Atom feed (linked from every e-mail's footer and the archive pages)."""
+    return f"{settings.public_url}/arkiv/{digest}.atom"
+
+
 def introduction_paragraphs(text: str) -> list[str]:
     """The editors' introduction as paragraphs (a blank line between them), each a plain text."""
     return [" ".join(block.split()) for block in re.split(r"\n\s*\n", text) if block.strip()]
@@ -110,6 +115,7 @@ def template_context(settings: Settings, digest: DigestConfig, edition: Edition)
         "more_url": str(digest.more_url),
         "contact": digest.contact,
         "view_url": view_url(settings, edition),
+        "feed_url": feed_url(settings, edition.digest),
         "font_stack": FONT_STACK,
     }
 

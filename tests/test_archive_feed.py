@@ -7,7 +7,8 @@ import feedparser
 import httpx
 import lxml.html
 
-from tests.conftest import WebApp, add_article
+from tests.conftest import SMTPServer, WebApp, add_article
+from tests.helpers_mail import html_of, text_of
 
 
 def _send(run_cli, day: str) -> None:
@@ -15,13 +16,20 @@ def _send(run_cli, day: str) -> None:
     assert result.exit_code == 0, result.stderr
 
 
-def test_the_feed_has_one_entry_per_sent_edition_each_linking_its_archive_page(web_app: WebApp, run_cli):
+def test_the_feed_has_one_entry_per_sent_edition_each_linking_its_archive_page(web_app: WebApp, run_cli,
+                                                                             smtp_server: SMTPServer):
     assert run_cli("subscribers", "import", "examples/subscribers.csv").exit_code == 0
     _send(run_cli, "2019-07-01")
     add_article(web_app.settings.root, "2019-07-05", "Sommerles for alle")
     _send(run_cli, "2019-07-08")
 
-    response = httpx.get(f"{web_app.url}/arkiv/kultur.atom")
+    # Every e-mail's footer, in both parts, points to the feed.
+    message = smtp_server.received[0].message
+    feed_address = f"{web_app.url}/arkiv/kultur.atom"
+    assert f"Følg arkivet (Atom): {feed_address}" in text_of(message)
+    assert f'href="{feed_address}"' in html_of(message)
+
+    response = httpx.get(feed_address)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/atom+xml")
     assert "set-cookie" not in response.headers

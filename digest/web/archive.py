@@ -12,9 +12,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from digest.app.archive import archived_edition, archived_editions
-from digest.archive_feed import archive_url, atom_feed, feed_url
+from digest.archive_feed import archive_url, atom_feed
 from digest.errors import DigestError
-from digest.render import nb_date, render, view_url
+from digest.render import feed_url, nb_date, render, view_url
 from digest.web.context import web_state
 from digest.web.pages import PageError, render_page
 from digest.web.public import public_html
@@ -69,9 +69,10 @@ def archived_edition_page(request: Request, name: str, key: str) -> HTMLResponse
     except DigestError:
         raise PageError(500, "Utgaven kan ikke vises",
                         "Utgaven kunne ikke lages akkurat nå. Prøv igjen senere.") from None
-    html = public_html(rendered, page_url=view_url(state.settings, edition), title=digest.title, organisation=digest.contact.organisation,
-                       archive_url=archive_url(state.settings, name), feed_url=feed_url(state.settings, name),
-                       subscribe_url=f"{state.settings.public_url}/abonner")
+    settings = state.settings
+    html = public_html(rendered, page_url=view_url(settings, edition), title=digest.title,
+                       organisation=digest.contact.organisation, archive_url=archive_url(settings, name),
+                       feed_url=feed_url(settings, name), subscribe_url=f"{settings.public_url}/abonner")
     response = HTMLResponse(html)
     response.headers["Content-Security-Policy"] = ARCHIVE_CSP
     response.headers["Cache-Control"] = CACHE
