@@ -14,6 +14,7 @@ from digest.app.editions import prepare
 from digest.app.outcome import outcome_of
 from digest.app.sending import resume_message, send_edition, send_test, write_preview
 from digest.cli_app import STATE_WORDS, AsOf, _as_of, _local, _now, _settings, _store, app, err, out
+from digest.cli_stats import ListFormat, list_subscribers
 from digest.config import Settings
 from digest.errors import DigestError
 from digest.models import Article, SendReport
@@ -279,17 +280,18 @@ def _print_suppressed(addresses: list[str]) -> None:
 
 
 @subscribers_app.command("list")
-def subscribers_list() -> None:
-    """List subscribers with their status.
+def subscribers_list(
+    status: Annotated[str | None, typer.Option("--status", help="Only this status: active, unsubscribed, "
+                                               "bounced or complained.")] = None,
+    digest: Annotated[str | None, typer.Option("--digest", help="Only those who receive this digest.")] = None,
+    search: Annotated[str | None, typer.Option("--search", help="Part of the address or the name.")] = None,
+    fmt: Annotated[ListFormat, typer.Option("--format", help="table, csv or json.")] = ListFormat.table,
+) -> None:
+    """List subscribers with their status, by address.
 
-    Example: digest subscribers list
+    Example: digest subscribers list --status active --digest kultur --search @example.org --format csv
     """
-    people = _store(_settings()).list_subscribers()
-    table = Table("E-mail", "Name", "Status")
-    for person in people:
-        table.add_row(person.email, person.name, person.status)
-    out.print(table)
-    out.print(f"{len(people)} subscribers")
+    list_subscribers(status, digest, search, fmt)
 
 
 @subscribers_app.command("export")

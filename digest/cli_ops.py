@@ -3,6 +3,7 @@ digest.scheduler and digest.status. Registered on the `digest` app by digest.cli
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
 from typing import Annotated
 
@@ -14,7 +15,7 @@ from digest.app.runs import Runtime, approve, hold
 from digest.cli_app import _now, _settings, _store, app, out
 from digest.events import configure_logging
 from digest.scheduler import serve
-from digest.status import digest_status, format_moment
+from digest.status import digest_status, format_moment, status_json
 
 
 class LogFormat(StrEnum):
@@ -46,13 +47,20 @@ def run(
 
 
 @app.command()
-def status() -> None:
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="The same figures as JSON (field names in the README).")]
+    = False,
+) -> None:
     """Show each digest's next run (in its time zone), last edition, pending approvals and sources.
 
     Example: digest status
     """
     settings = _settings()
-    for item in digest_status(settings, _store(settings), _now()):
+    statuses = digest_status(settings, _store(settings), _now())
+    if as_json:
+        print(json.dumps({"digests": [status_json(item) for item in statuses]}, ensure_ascii=False, indent=2))
+        return
+    for item in statuses:
         table = Table(title=f"{item.name}", title_justify="left", show_header=False, box=None, pad_edge=False)
         table.add_column(style="bold")
         table.add_column()

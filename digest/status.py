@@ -103,3 +103,27 @@ def digest_status(settings: Settings, store: Store, now: datetime) -> list[Diges
             stop_reason=_stop_reason(store, name, stored),
         ))
     return statuses
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+def status_json(item: DigestStatus) -> dict[str, object]:
+    """One digest's status with the field names `digest status --json` promises (README): the table's figures."""
+    counts = item.counts
+    last = None if item.last_edition is None else {
+        "edition": item.last_edition, "sent": counts.get("sent", 0), "deferred": counts.get("deferred", 0),
+        "failed": counts.get("failed", 0), "not_yet_sent": counts.get("queued", 0) + counts.get("sending", 0),
+        "refused": item.refused, "stop_reason": item.stop_reason}
+    return {
+        "digest": item.name,
+        "next_run": _iso(item.next_run),
+        "schedule": {"cron": item.cron, "timezone": item.timezone.key, "misfire_grace": item.misfire_grace},
+        "last_edition": last,
+        "drafts": [{"edition": key, "state": state, "articles": articles} for key, state, articles in item.drafts],
+        "last_missed_run": _iso(item.last_missed),
+        "approvals": [{"edition": record.key, "state": record.state, "auto_at": _iso(record.auto_at)}
+                      for record in item.approvals],
+        "sources": [{"source": source.source, "ok": source.ok, "detail": source.detail} for source in item.sources],
+    }

@@ -17,6 +17,8 @@ from digest.store.schedule import ApprovalRecord, ScheduleStore
 from digest.store.schema import metadata, subscribers
 from digest.store.signups import SignupStore
 from digest.store.sources import SourceOutcome, SourceOutcomeStore
+from digest.store.stats import EditionCounts, ListEvent, StatsStore
+from digest.store.subscriber_search import SubscriberRow, SubscriberSearchStore
 from digest.store.subscribers import ImportReport
 from digest.store.webcache import CachedResponse, WebCacheStore
 
@@ -25,17 +27,21 @@ __all__ = [
     "PENDING_STATES",
     "ApprovalRecord",
     "CachedResponse",
+    "EditionCounts",
     "ImportReport",
     "Ledger",
     "LedgerUpdate",
+    "ListEvent",
     "SourceOutcome",
     "Store",
     "StoredEdition",
+    "SubscriberRow",
     "metadata",
     "subscribers",
 ]
 
 
 class Store(DraftStore, EditionStore, LedgerStore, ScheduleStore, SignupStore, BounceStore, GdprStore, WebCacheStore,
-            SourceOutcomeStore, EditorStore, StoreBase):
+            SourceOutcomeStore, EditorStore, StatsStore,
+            SubscriberSearchStore, StoreBase):
     """All state of kulturdigest behind one SQLAlchemy URL (a SQLite file by default)."""
