@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from digest.store import Store
 from digest.store.schema import consents, editions
@@ -67,7 +67,7 @@ def test_stats_json_holds_the_editions_figures_and_the_list_per_week(sent_ten_da
     assert stats["active"] == weeks[-1]["active"] == 1  # only eva is left
     assert sum(week["joined"] for week in weeks) == 5
     assert sum(week["left"] for week in weeks) == 4  # anne, bodil (refused), carl, dag
-    for before, after in zip(weeks, weeks[1:], strict=False):
+    for before, after in itertools.pairwise(weeks):
         assert after["active"] == before["active"] + after["joined"] - after["left"]
 
     table = run_cli("stats", "kultur")
