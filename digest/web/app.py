@@ -15,7 +15,7 @@ from digest.config import Settings
 from digest.store import Store
 from digest.tokens import InvalidToken, resolve_secret
 from digest.transports import Transport, transport_from_url
-from digest.web import archive, desk, drafts, numbers, preferences, subscribe, unsubscribe
+from digest.web import archive, desk, desk_subscribers, drafts, numbers, preferences, subscribe, unsubscribe
 from digest.web.auth import LoginRequired, session_options
 from digest.web.context import WebState
 from digest.web.pages import SECURITY_HEADERS, PageError, error_page, invalid_link, render_page
@@ -47,6 +47,8 @@ def create_app(settings: Settings, store: Store, *, transport: Callable[[], Tran
     app.include_router(subscribe.router)
     app.include_router(preferences.router)
     app.state.desk = desk.desk_for(settings, link_timeout=link_timeout)
+    # Before the desk's /redaksjon/{digest}: «abonnenter» is no digest.
+    app.include_router(desk_subscribers.router)
     app.include_router(desk.router)
     app.include_router(numbers.router)
     app.include_router(drafts.router)
