@@ -431,8 +431,11 @@ def serve(
     from digest.web import create_app
     from digest.web.server import serve as run_server
 
+    from digest.events import configure_logging
+
     settings = _settings()
     store = _store(settings)
+    configure_logging("text")  # one line per event: API requests (by key name), sign-ups, …
     err.print(f"Serving on http://{host}:{port} (links in e-mails point to {settings.public_url})")
     run_server(create_app(settings, store), host=host, port=port)
 
@@ -459,4 +462,4 @@ def main() -> None:
 
 
 # The operations and edition commands live in their own modules and register themselves on `app`.
-from digest import cli_editions, cli_ops  # noqa: E402, F401
+from digest import cli_apikeys, cli_editions, cli_ops  # noqa: E402, F401
