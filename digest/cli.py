@@ -428,10 +428,9 @@ def serve(
 
     Example: digest serve --port 8000
     """
+    from digest.events import configure_logging
     from digest.web import create_app
     from digest.web.server import serve as run_server
-
-    from digest.events import configure_logging
 
     settings = _settings()
     store = _store(settings)

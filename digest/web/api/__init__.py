@@ -6,10 +6,12 @@ pages of the rest of the site. OpenAPI 3 at /api/v1/openapi.json, Swagger UI at 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from starlette.routing import Mount
 
 from digest.web.api import docs, editions, problems, security, subscribers
 from digest.web.api.problems import PROBLEM_MEDIA_TYPE
@@ -80,11 +82,25 @@ def create_api(web: WebState) -> FastAPI:
     api.include_router(docs.router())
     cached: dict[str, Any] = {}
 
-    @api.get("/v1/openapi.json", include_in_schema=False)
-    def openapi() -> dict[str, Any]:
+    def document() -> dict[str, Any]:
         if not cached:
             cached.update(_openapi(api))
         return cached
+
+    def methods_for(path: str) -> list[str]:
+        methods: set[str] = set()
+        for template, item in document()["paths"].items():
+            # Templates hold only letters, "/", "-" and {parameters}: nothing else to escape.
+            pattern = f"{MOUNT}/v1" + re.sub(r"\{[^}]+\}", "[^/]+", template)
+            if re.fullmatch(pattern, path, re.DOTALL):
+                methods |= {method.upper() for method in item}
+        return sorted(methods)
+
+    api.state.methods_for = methods_for
+
+    @api.get("/v1/openapi.json", include_in_schema=False)
+    def openapi() -> dict[str, Any]:
+        return document()
 
     security.install(api)
     problems.install(api)
@@ -94,6 +110,10 @@ def create_api(web: WebState) -> FastAPI:
 def mount(app: FastAPI, web: WebState) -> ApiState:
     """Mount the API at /api on the web app; returns its state (tests set its rate limit)."""
     api = create_api(web)
-    app.mount(MOUNT, api)
+    route = Mount(MOUNT, app=api)
+    # Everything under /api is the API's, a path with a line break in it too (Starlette's `.` would stop there and
+    # leave it to the site's HTML pages).
+    route.path_regex = re.compile(route.path_regex.pattern, re.DOTALL)
+    app.router.routes.append(route)
     state: ApiState = api.state.api
     return state

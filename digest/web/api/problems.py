@@ -107,6 +107,12 @@ def _field(loc: tuple[Any, ...]) -> str:
     return ".".join(parts)
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method the path takes, from the API's description (Starlette names only the first route's)."""
+    methods_for = getattr(request.app.state, "methods_for", None)
+    return [] if methods_for is None else methods_for(request.url.path)
+
+
 def install(app: FastAPI) -> None:
     """Every error of `app` as a problem."""
 
@@ -128,10 +134,13 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        headers = dict(error.headers or {})
+        if error.status_code == 405:
+            headers["Allow"] = ", ".join(_allowed_methods(request)) or headers.get("Allow", "")
         slug = _STATUS_SLUGS.get(error.status_code, "bad-request" if error.status_code < 500 else "server-error")
         detail = {404: "There is nothing at this address.",
                   405: f"{request.method} is not allowed here."}.get(error.status_code, str(error.detail))
-        return problem_response(request, error.status_code, slug, detail, headers=dict(error.headers or {}))
+        return problem_response(request, error.status_code, slug, detail, headers=headers)
 
     @app.exception_handler(Exception)
     async def server_error(request: Request, error: Exception) -> JSONResponse:

@@ -40,8 +40,19 @@ class EditionState(StrEnum):
     stopped = "stopped"
 
 
+# What the description promises an address looks like: a plain, deliverable address (the API checks it further, as
+# the sign-up form does). Special-use domains (.test, .local, …) are refused, so they are left out here too.
+_SPECIAL_USE = ("test", "local", "localhost", "invalid", "onion", "arpa", "home", "lan", "internal", "example", "alt")
+# Case-insensitive by character classes, not by a flag: ECMA-262 patterns (JSON Schema's) have no inline flags.
+ADDRESS_PATTERN = (r"^[A-Za-z0-9_%+-]{1,32}(\.[A-Za-z0-9_%+-]{1,16}){0,2}@"
+                   r"([A-Za-z0-9]([A-Za-z0-9-]{0,30}[A-Za-z0-9])?\.){1,3}"
+                   "(?!(" + "|".join("".join(f"[{c}{c.upper()}]" for c in word) for word in _SPECIAL_USE) + ")$)"
+                   r"[A-Za-z]{2,24}$")
+
+
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Python's regular expressions: the address pattern looks ahead, which pydantic's default engine cannot.
+    model_config = ConfigDict(extra="forbid", regex_engine="python-re")
 
 
 class Consent(Strict):
@@ -159,13 +170,13 @@ def inputs(settings: Settings) -> Inputs:
     digests_default = list(settings.digests) if len(settings.digests) == 1 else None
     create = create_model(
         "SubscriberCreate", __base__=Strict,
-        email=(str, Field(min_length=3, max_length=320, json_schema_extra={"format": "email"},
+        email=(str, Field(max_length=254, pattern=ADDRESS_PATTERN, description="An e-mail address.",
                           examples=["kari.nordmann@example.org"])),
         name=name_field,
         municipality=municipality_field,
         topics=topics_field,
         digests=(list[digest], Field(default_factory=lambda: list(digests_default or []),  # type: ignore[misc]
-                                     min_length=0 if digests_default else 1, max_length=len(settings.digests),
+                                     min_length=1, max_length=len(settings.digests),
                                      description="The digests asked for" + (f" (default: {digests_default[0]})"
                                                                               if digests_default else ""))),
         consent=(Consent | None, Field(None, description="Consent the organisation holds: the address is "

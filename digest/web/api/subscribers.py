@@ -220,7 +220,8 @@ def router(inputs: Inputs) -> APIRouter:
         assert after is not None
         return _out(state, after)
 
-    @api.delete("/{email}", response_model=Forgotten, summary="Forget an address (GDPR)")
+    @api.delete("/{email}", response_model=Forgotten, summary="Forget an address (GDPR)",
+                responses={404: {"description": "Not an e-mail address."}})
     def forget(request: Request, email: str,
                key: Annotated[ApiKey, Depends(require("subscribers:forget"))]) -> Forgotten:
         """Erase everything stored about the address (GDPR art. 17), as `digest subscribers forget`: only a salted
