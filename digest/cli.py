@@ -430,13 +430,15 @@ def serve(
     """
     from digest.events import configure_logging
     from digest.web import create_app
+    from digest.web.server import listen
     from digest.web.server import serve as run_server
 
     settings = _settings()
+    listener = listen(host, port)  # a bad port or host, or a port in use: one line, before "Serving on"
     store = _store(settings)
     configure_logging("text")  # one line per event: API requests (by key name), sign-ups, …
     err.print(f"Serving on http://{host}:{port} (links in e-mails point to {settings.public_url})")
-    run_server(create_app(settings, store), host=host, port=port)
+    run_server(create_app(settings, store), host=host, port=port, listener=listener)
 
 
 def main() -> None:
