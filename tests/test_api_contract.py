@@ -44,6 +44,13 @@ def test_the_openapi_document_validates_and_describes_every_operation(api):
     create = document["paths"]["/subscribers"]["post"]
     assert create["responses"]["401"]["content"] == {"application/problem+json": {
         "schema": {"$ref": "#/components/schemas/Problem"}}}
+    # Each operation that needs a key names the scope it needs.
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if not path.startswith("/problems"):
+                assert operation["x-required-scope"] in operation["description"], (method, path)
+    assert document["paths"]["/subscribers/{email}"]["delete"]["x-required-scope"] == "subscribers:forget"
+    assert document["paths"]["/digests/{name}/editions/{key}/hold"]["post"]["x-required-scope"] == "editions:approve"
     schema = document["components"]["schemas"]["SubscriberCreate"]
     assert schema["additionalProperties"] is False
     assert document["components"]["schemas"]["DigestName"]["enum"] == ["kultur"]

@@ -32,10 +32,16 @@ _AUTH_PROBLEMS = {"401": "Missing or wrong API key.", "403": "The key lacks the 
                   "429": "Too many requests with this key; see Retry-After."}
 
 
-def _openapi(app: FastAPI) -> dict[str, Any]:
+def _openapi(app: FastAPI, scopes: dict[tuple[str, str], str]) -> dict[str, Any]:
     """FastAPI's description, with the paths under the server /api/v1 and every error as a problem document."""
     schema = get_openapi(title="kulturdigest API", version=VERSION, description=DESCRIPTION, routes=app.routes)
     schema["servers"] = [{"url": f"{MOUNT}/v1"}]
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            scope = scopes.get((method, path))
+            if scope is not None:
+                operation["x-required-scope"] = scope
+                operation["description"] = f"Scope: `{scope}`.\n\n" + operation.get("description", "")
     schema["paths"] = {path.removeprefix("/v1"): item for path, item in schema["paths"].items()}
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components.pop("HTTPValidationError", None)
@@ -76,15 +82,18 @@ def create_api(web: WebState) -> FastAPI:
     api = FastAPI(title="kulturdigest API", version=VERSION, docs_url=None, redoc_url=None,
                   openapi_url=None)
     api.state.api = ApiState(web=web)
-    api.include_router(subscribers.router(inputs(web.settings)))
-    api.include_router(editions.router())
+    routers = [subscribers.router(inputs(web.settings)), editions.router()]
+    scopes: dict[tuple[str, str], str] = {}
+    for router in routers:
+        scopes |= security.required_scopes(router)
+        api.include_router(router)
     api.include_router(docs.problems_router())
     api.include_router(docs.router())
     cached: dict[str, Any] = {}
 
     def document() -> dict[str, Any]:
         if not cached:
-            cached.update(_openapi(api))
+            cached.update(_openapi(api, scopes))
         return cached
 
     def methods_for(path: str) -> list[str]:

@@ -8,8 +8,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import Response
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from digest.api_keys import ApiKey, key_hash
@@ -71,4 +72,19 @@ def require(scope: str) -> Callable[..., ApiKey]:
         return key
 
     check.__name__ = f"require_{scope.replace(':', '_')}"
+    check.scope = scope  # type: ignore[attr-defined]  # read by the OpenAPI description
     return check
+
+
+def required_scopes(router: APIRouter) -> dict[tuple[str, str], str]:
+    """(method, path) → the scope its key needs, for every route of `router` guarded by `require`."""
+    scopes: dict[tuple[str, str], str] = {}
+    for route in router.routes:
+        if not isinstance(route, APIRoute):
+            continue
+        for dependency in route.dependant.dependencies:
+            scope = getattr(dependency.call, "scope", None)
+            if scope is not None:
+                for method in route.methods:
+                    scopes[(method.lower(), route.path)] = scope
+    return scopes
