@@ -19,7 +19,7 @@ import tinycss2
 import tinycss2.color3
 from lxml.etree import _Element
 
-from digest.models import Edition
+from digest.models import Edition, RenderedEdition
 
 Verdict = Literal["ok", "warn", "fail"]
 VERDICT_WORDS: dict[str, str] = {"ok": "OK", "warn": "Advarsel", "fail": "Feil"}
@@ -336,19 +336,17 @@ def check_contrast(html: str) -> Check:
 
 # -- unsubscribe ------------------------------------------------------------------------------------------------------
 
-UNSUBSCRIBE_PLACEHOLDER = "@@unsubscribe_url@@"
-
-
-def check_unsubscribe(rendered_html: str, rendered_text: str, message: bytes) -> Check:
+def check_unsubscribe(rendered: RenderedEdition, message: bytes) -> Check:
     """The footer link (HTML and text, still as placeholders) and the List-Unsubscribe headers of a built message."""
     title = "Avmelding"
     problems: list[str] = []
-    links = [a for a in _parse(rendered_html).iter("a") if (a.get("href") or "").strip() == UNSUBSCRIBE_PLACEHOLDER]
+    placeholder = rendered.placeholders.unsubscribe_url
+    links = [a for a in _parse(rendered.html).iter("a") if (a.get("href") or "").strip() == placeholder]
     if not links:
         problems.append("HTML-delen har ingen avmeldingslenke.")
     elif not any(a.text_content().strip() for a in links):
         problems.append("Avmeldingslenken i HTML-delen har ingen tekst.")
-    if UNSUBSCRIBE_PLACEHOLDER not in rendered_text:
+    if placeholder not in rendered.text:
         problems.append("Tekstdelen har ingen avmeldingslenke.")
     parsed = email.message_from_bytes(message, policy=email.policy.default)
     header = str(parsed.get("List-Unsubscribe", ""))
