@@ -202,7 +202,7 @@ class Schedule(_Strict):
     def _five_fields(cls, value: str) -> str:
         if len(value.split()) != 5:
             raise ValueError(f"{value!r} is not a cron expression of five fields (minute hour day month weekday)")
-        from digest.scheduler import cron_trigger
+        from digest.cron import cron_trigger
 
         cron_trigger(value, "UTC")  # the time zone is checked on its own; here only the expression matters
         return value

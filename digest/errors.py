@@ -116,3 +116,23 @@ class AllSourcesFailed(DigestError):
         self.digest = digest
         self.problems = problems
         super().__init__(f"every source of '{digest}' failed, nothing was sent: " + "; ".join(problems))
+
+
+class DraftError(DigestError):
+    """A change to a stored edition cannot be made. `reason` says why in one word, for the desk to word it:
+    not_found, frozen (a send has started), unknown_article, too_few, too_long, conflict (changed meanwhile)."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
+class NotApproved(DigestError):
+    """A digest with an approval rule was asked to send an edition no editor (or auto_after) has approved."""
+
+    def __init__(self, digest: str, key: str, state: str) -> None:
+        self.digest = digest
+        self.key = key
+        self.state = state
+        words = {"draft": "waits for approval", "held": "is held", "expired": "expired without approval"}
+        super().__init__(f"{digest} {key} {words.get(state, state)}; `digest approve {digest} {key}` sends it")
