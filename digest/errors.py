@@ -29,11 +29,30 @@ class ConfigError(DigestError, ValueError):
 class ContentError(DigestError, ValueError):
     """A content file (Markdown + front matter) is missing a field or has a wrong one."""
 
-    def __init__(self, message: str, *, path: Path | str, field: str | None = None) -> None:
+    def __init__(self, message: str, *, path: Path | str, field: str | None = None,
+                 line: int | None = None) -> None:
         self.path = str(path)
         self.field = field
-        where = f"{self.path}: field '{field}'" if field else self.path
+        self.line = line
+        self.problem = message
+        where = self.path if line is None else f"{self.path}:{line}"
+        if field:
+            where += f": field '{field}'"
         super().__init__(f"{where}: {message}")
+
+
+class ContentProblems(ContentError):
+    """Several content files are bad (or one is); each problem names its file, line and field."""
+
+    def __init__(self, problems: list[ContentError]) -> None:
+        first = problems[0]
+        self.problems = problems
+        super().__init__(first.problem, path=first.path, field=first.field, line=first.line)
+        count = f"{len(problems)} content files have problems: " if len(problems) > 1 else ""
+        self.args = (count + "; ".join(str(problem) for problem in problems),)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 class RenderError(DigestError):

@@ -84,7 +84,7 @@ def request_confirmation(settings: Settings, store: Store, transport: Transport,
         try:
             with transport:
                 send_confirmation(settings, transport, secret, result.pending_id, signup, now=now)
-        except DigestError:
+        except (DigestError, ValueError):  # ValueError: a header the email package refuses; nothing stays pending
             store.discard_pending_signup(result.pending_id)
             raise
     return result
@@ -120,7 +120,7 @@ def import_asking_for_confirmation(settings: Settings, store: Store, transport: 
                 try:
                     send_confirmation(settings, transport, secret, result.pending_id, signup, now=now,
                                       outgoing=outgoing)
-                except SendError as err:
+                except (SendError, ValueError) as err:  # ValueError: a header the email package refuses
                     store.discard_pending_signup(result.pending_id)
                     report.problems.append(f"{mask(email)}: {err}")
                     continue
