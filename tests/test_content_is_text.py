@@ -24,7 +24,7 @@ KICKER = "@@greeting@@ =3D {title}"
 SUBJECT = f"Kultur: {TITLE}"
 # A subscriber's own name may look like a placeholder too: it is a value, never searched for markers.
 PEOPLE = [("kari@example.org", "Kari Nordmann"), ("ola@example.org", "@@h_email@@ {email}"),
-          ("aase@example.org", "Åse =?utf-8?q?x?= Ø")]
+          ("aase@example.org", "Åse %s {{ name }} =40 Ø")]
 MARKER = re.compile(r"@@[a-z_]+\.[0-9a-f]{32}@@")
 
 
