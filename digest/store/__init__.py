@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from digest.store.base import StoreBase
 from digest.store.bounces import BounceStore
+from digest.store.desk_sessions import DeskSessionStore
 from digest.store.drafts import DraftStore
 from digest.store.editions import EditionStore, StoredEdition
 from digest.store.editors import EditorStore
@@ -37,5 +38,5 @@ __all__ = [
 
 
 class Store(DraftStore, EditionStore, LedgerStore, ScheduleStore, SignupStore, BounceStore, GdprStore, WebCacheStore,
-            SourceOutcomeStore, EditorStore, StoreBase):
+            SourceOutcomeStore, EditorStore, DeskSessionStore, StoreBase):
     """All state of kulturdigest behind one SQLAlchemy URL (a SQLite file by default)."""
