@@ -8,6 +8,7 @@ from datetime import datetime
 
 from babel.dates import format_datetime
 
+from digest.app import outcome as kinds
 from digest.app.drafts import MAX_INTRODUCTION
 from digest.app.editions import Prepared
 from digest.app.outcome import Outcome
@@ -55,27 +56,41 @@ def outcome_words(outcome: Outcome) -> tuple[bool, str]:
     """A send's outcome (digest.app.outcome) as the desk says it: ok, and one or two sentences."""
     report = outcome.report
     sent = report.sent if report else 0
-    if outcome.kind == "sent":
+    if outcome.kind == kinds.SENT:
         return True, f"Utgaven er sendt: {plural(sent, 'e-post', 'e-poster')} gikk ut nå, og alle i målgruppen har den."
-    if outcome.kind == "up_to_date":
+    if outcome.kind == kinds.UP_TO_DATE:
         return True, "Alle abonnentene hadde allerede denne utgaven; ingenting nytt ble sendt."
-    if outcome.kind == "nothing_new":
+    if outcome.kind == kinds.NOTHING_NEW:
         return True, "Det var ingenting å sende."
-    if outcome.kind == "busy":
+    if outcome.kind == kinds.BUSY:
         return True, "En annen prosess sender denne utgaven akkurat nå; den gjør jobben ferdig."
-    if outcome.kind == "awaiting_approval":
+    if outcome.kind == kinds.AWAITING_APPROVAL:
         return True, "Utgaven venter på godkjenning."
-    if report is not None and outcome.kind in ("partial", "stopped", "interrupted"):
+    if report is not None and outcome.kind in (kinds.PARTIAL, kinds.STOPPED, kinds.INTERRUPTED):
         parts = [f"{plural(sent, 'e-post', 'e-poster')} sendt"]
         if report.remaining:
             parts.append(f"{plural(report.remaining, 'abonnent venter', 'abonnenter venter')} fortsatt")
         if report.refused:
             parts.append(f"{plural(report.refused, 'adresse', 'adresser')} avvist av e-posttjeneren")
+        if report.bounced:
+            parts.append(f"{plural(report.bounced, 'adresse', 'adresser')} finnes ikke og får ikke mer e-post")
         text = "Utsendingen stoppet før alle hadde fått utgaven: " + ", ".join(parts) + "."
         if report.paused:
             text += f" Årsak: {report.paused}."
-        return False, text + " Godkjenn og send igjen, eller kjør «digest send», for å fortsette."
+        command = f"digest send {report.digest} --as-of {report.edition_key}"
+        if report.remaining:
+            text += f" «{command}» fortsetter der utsendingen stoppet."
+        if report.refused:
+            text += f" «{command} --retry-failed» prøver de avviste adressene igjen."
+        return False, text
     return outcome.ok, outcome.reason
+
+
+def sending_words(job: SendJob | None) -> str:
+    """What the page says while a send it started is under way."""
+    if job is None or not job.total:
+        return "Utgaven sendes nå …"
+    return f"Utgaven sendes nå: {job.sent} av {plural(job.total, 'e-post', 'e-poster')} er sendt."
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,6 +121,7 @@ class DraftView:
     can_approve: bool
     can_hold: bool
     sending: bool
+    sending_text: str
     revision: int | None
     history: tuple[HistoryRow, ...]
     stop_reason: str | None = None
@@ -157,6 +173,7 @@ def draft_view(prepared: Prepared, digest: DigestConfig, *, job: SendJob | None,
         can_approve=state in APPROVABLE or (state == "approved" and digest.approval is None),
         can_hold=digest.approval is not None and state == "draft",
         sending=sending,
+        sending_text=sending_words(job if job is not None and not job.done else None),
         revision=revision,
         history=history_rows(prepared.history, digest),
         stop_reason=draft.stop_reason if draft is not None and state == "stopped" else None,
