@@ -1,8 +1,8 @@
 """The editors' desk under /redaksjon: log in, the digests, the next edition with checks and changes, test sends.
 
 Every page needs an editor's session (else: the login page); every form carries the session's CSRF token (else:
-refused). The preview is the pipeline's own edition — the real sources, the real templates — so what the desk shows
-is what subscribers will get.
+refused). The preview is the application layer's own stored edition — the real sources, the real templates — so
+what the desk shows is what subscribers will get.
 """
 
 from __future__ import annotations
@@ -17,11 +17,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from digest.app.sending import send_test
+from digest.changes import Changes
 from digest.config import DigestConfig, FilesSource, Settings
 from digest.consent import mask
+from digest.cron import next_run as scheduled_next_run
 from digest.editors import authenticate
 from digest.errors import DigestError
-from digest.pipeline import send_test
 from digest.render import TEMPLATES as EMAIL_TEMPLATES
 from digest.subscribers import normalise_address
 from digest.web.auth import (
@@ -39,6 +41,7 @@ from digest.web.auth import (
     safe_next,
 )
 from digest.web.context import client_ip, web_state
+from digest.web.draft_view import draft_view
 from digest.web.livereload import ChangeCounter
 from digest.web.pages import PageError, render_page
 from digest.web.preview import (
@@ -50,6 +53,7 @@ from digest.web.preview import (
     with_base_target,
 )
 from digest.web.ratelimit import RateLimiter
+from digest.web.sends import BackgroundSends
 
 router = APIRouter()
 log = logging.getLogger("digest.web")
@@ -70,11 +74,13 @@ EMAIL_CSP = ("default-src 'none'; img-src * data:; style-src 'unsafe-inline'; fo
 @dataclass
 class DeskState:
     """What the desk keeps besides the app's WebState: the change counter, built previews, the link check's
-    results, the login limit."""
+    results, the login limit, the sends it started and each draft's last refresh (by revision)."""
 
     changes: ChangeCounter
     links: LinkResults | None = None
     previews: PreviewCache = field(default_factory=PreviewCache)
+    sends: BackgroundSends = field(default_factory=BackgroundSends)
+    refreshes: dict[tuple[str, str], tuple[int, Changes]] = field(default_factory=dict)
     login_limit: RateLimiter = field(
         default_factory=lambda: RateLimiter(LOGIN_ATTEMPTS_PER_WINDOW, LOGIN_WINDOW_SECONDS))
 
@@ -125,11 +131,7 @@ def _day(value: str | None) -> date | None:
 def next_run(digest: DigestConfig, now: datetime) -> datetime | None:
     """When the scheduler sends the digest next, if the scheduler (digest/scheduler.py) is part of this install."""
     try:
-        from digest.scheduler import next_run as scheduled  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return None
-    try:
-        return scheduled(digest, now)  # type: ignore[no-any-return]
+        return scheduled_next_run(digest, now)
     except (ValueError, DigestError):
         return None
 
@@ -239,9 +241,13 @@ def preview_page(request: Request, name: str, dato: Annotated[str | None, Query(
     edition = preview.edition
     heading = (f"{digest.title}: utgaven {edition.key}" if edition is not None and edition.sent
                else f"{digest.title}: neste utgave")
+    desk = desk_state(request)
+    draft = None if preview.prepared is None or edition is None else draft_view(
+        preview.prepared, digest, job=desk.sends.get(name, edition.key),
+        refresh=desk.refreshes.get((name, edition.key)))
     return _page(request, "desk_preview.html", heading=heading, name=name, digest=digest,
                  preview=preview, day=day, query=query, flash=flash, version=preview.version,
-                 verdicts=[check.verdict for check in preview.checks])
+                 verdicts=[check.verdict for check in preview.checks], draft=draft)
 
 
 @router.get(DESK + "/{name}/epost", response_class=HTMLResponse)
@@ -294,7 +300,7 @@ def send_test_copies(request: Request, name: str, adresser: Annotated[str, Form(
     try:
         for address in addresses:
             report = send_test(state.settings, state.store, state.transport(), name, as_of=day, now=state.now(),
-                               to=address)
+                               to=address, made_by=editor)
             if not report.sent:
                 raise DigestError(report.problems[0] if report.problems else "nothing to send")
             sent.append(address)
