@@ -31,7 +31,7 @@ STATE_WORDS: dict[str, tuple[str, str]] = {
     "stopped": ("Stoppet", "Utsendingen stoppet før alle hadde fått utgaven."),
 }
 EDITABLE = ("provisional", "draft", "approved", "held", "expired")
-APPROVABLE = ("provisional", "draft", "held", "expired")
+APPROVABLE = ("provisional", "draft", "approved", "held", "expired")
 
 # DraftError.reason → the sentence the editor reads.
 REFUSALS = {
@@ -170,8 +170,8 @@ def draft_view(prepared: Prepared, digest: DigestConfig, *, job: SendJob | None,
         articles=rows,
         introduction=edition.introduction,
         editable=state in EDITABLE,
-        can_approve=state in APPROVABLE or (state == "approved" and digest.approval is None),
-        can_hold=digest.approval is not None and state == "draft",
+        can_approve=state in APPROVABLE,
+        can_hold=digest.approval is not None and state in ("draft", "approved"),
         sending=sending,
         sending_text=sending_words(job if job is not None and not job.done else None),
         revision=revision,
