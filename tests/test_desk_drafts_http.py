@@ -146,6 +146,9 @@ def test_with_approval_the_editor_can_hold_the_edition_back(project: Path, smtp_
         assert '<span id="utkast-tilstand">Holdt tilbake</span>' in page
         assert ">Hold tilbake</button>" not in page and ">Godkjenn og send</button>" in page
         assert smtp_server.received == []
+        # The list of digests names the stored draft and its state, as `digest status` does.
+        overview = client.get("/redaksjon").text
+        assert '<a href="/redaksjon/kultur?dato=2019-07-01">2019-07-01</a>: Holdt tilbake, 6 artikler' in overview
     finally:
         stop()
 

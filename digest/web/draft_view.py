@@ -10,12 +10,13 @@ from babel.dates import format_datetime
 
 from digest.app import outcome as kinds
 from digest.app.drafts import MAX_INTRODUCTION
-from digest.app.editions import Prepared
+from digest.app.editions import Prepared, approval_state
 from digest.app.outcome import Outcome
 from digest.changes import Changes
 from digest.config import DigestConfig
 from digest.errors import DraftError
 from digest.models import Article, DraftChange
+from digest.store import Store
 from digest.web.sends import SendJob
 
 # State (digest.app.editions) → what the page says it is, and a sentence on what it means.
@@ -91,6 +92,22 @@ def sending_words(job: SendJob | None) -> str:
     if job is None or not job.total:
         return "Utgaven sendes nå …"
     return f"Utgaven sendes nå: {job.sent} av {plural(job.total, 'e-post', 'e-poster')} er sendt."
+
+
+@dataclass(frozen=True, kw_only=True)
+class WaitingDraft:
+    """A stored draft no send has started yet, as the desk's list of digests names it."""
+
+    key: str
+    state_word: str
+    articles: int
+
+
+def waiting_drafts(store: Store, name: str) -> tuple[WaitingDraft, ...]:
+    """The digest's stored drafts not sent yet, in the same states `digest status` gives them."""
+    return tuple(WaitingDraft(key=draft.edition.key, articles=len(draft.edition.articles),
+                              state_word=STATE_WORDS[approval_state(store.approval(name, draft.edition.key))][0])
+                 for draft in store.unsent_drafts(name))
 
 
 @dataclass(frozen=True, kw_only=True)
