@@ -52,8 +52,18 @@ def _address(value: str) -> str:
     return value
 
 
+def _bare_address(value: str) -> str:
+    from email.utils import parseaddr
+
+    _address(value)
+    if parseaddr(value)[1] != value.strip():
+        raise ValueError(f"{value!r} must be a bare address such as bounces@example.org (no name, no <>)")
+    return value.strip()
+
+
 SingleLine = Annotated[str, Field(min_length=1), AfterValidator(_no_newlines)]
 Address = Annotated[str, AfterValidator(_address)]
+BareAddress = Annotated[str, AfterValidator(_bare_address)]
 
 
 class _Strict(BaseModel):
@@ -63,12 +73,22 @@ class _Strict(BaseModel):
 class Sender(_Strict):
     from_: Address = Field(alias="from")
     reply_to: Address | None = None
+    # The envelope sender (SMTP MAIL FROM), where bounces go; the receiving server writes it as Return-Path, we
+    # never do. Unset: the From address.
+    return_path: BareAddress | None = None
 
     @cached_property  # the sender asks once per message; parsing the address each time showed in profiles
     def domain(self) -> str:
         from email.utils import parseaddr
 
         return parseaddr(self.from_)[1].rpartition("@")[2]
+
+    @cached_property
+    def envelope_from(self) -> str:
+        """SMTP MAIL FROM: the return path when there is one, else the From address."""
+        from email.utils import parseaddr
+
+        return self.return_path or parseaddr(self.from_)[1]
 
 
 class Contact(_Strict):
@@ -128,6 +148,16 @@ def _transport_url(value: str) -> str:
     if not parts.hostname:
         raise ValueError(f"{value!r} names no host (e.g. smtp://user@mail.example.org:587)")
     return value
+
+
+def _ip_network(value: str) -> str:
+    import ipaddress
+
+    try:
+        ipaddress.ip_network(value.strip(), strict=False)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address or network (e.g. 127.0.0.1 or 10.0.0.0/8)") from None
+    return value.strip()
 
 
 WebUrl = Annotated[str, AfterValidator(_web_url)]
@@ -321,6 +351,9 @@ class Settings(_Strict):
     # What the sign-up and preferences forms offer: municipalities (empty: free text) and topics (key → label).
     municipalities: list[SingleLine] = Field(default_factory=list)
     topics: dict[str, SingleLine] = Field(default_factory=dict)
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For the web app believes; none by default, so a
+    # client cannot pick its own address for the rate limits.
+    trusted_proxies: list[Annotated[str, AfterValidator(_ip_network)]] = Field(default_factory=list)
 
     # Where the file lives: relative paths (content/, outbox/, sqlite files) are read from there.
     root: Path = Field(default=Path("."), exclude=True)

@@ -104,7 +104,7 @@ def build_preview(settings: Settings, store: Store, name: str, *, as_of: date | 
     recipient = recipient_for(settings, name, digest, template, secret, subscriber_id=None, email=EXAMPLE_ADDRESS,
                               name="")
     values = example_values(settings)
-    html = fill(rendered.html, values)
+    html = fill(rendered.html, rendered.placeholders, values)
     checks = [
         articles_check,
         sources_check,
@@ -112,12 +112,12 @@ def build_preview(settings: Settings, store: Store, name: str, *, as_of: date | 
         check_alt_text(html),
         check_headings(html),
         check_contrast(html),
-        check_unsubscribe(rendered.html, rendered.text, template.personalise(recipient)),
+        check_unsubscribe(rendered, template.personalise(recipient)),
     ]
     if links is not None:
         checks.append(links(links_in(html, own_prefix=settings.public_url)))
     return DeskPreview(**base, prepared=prepared, rendered=rendered, html=html,
-                       text=fill_text(rendered.text, values), checks=tuple(checks),
+                       text=fill_text(rendered.text, rendered.placeholders, values), checks=tuple(checks),
                        links_checked=links is not None, changes=changes)
 
 

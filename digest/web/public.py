@@ -14,8 +14,6 @@ from lxml.html import builder
 from digest.message import fill
 from digest.models import RenderedEdition
 
-PERSONAL_LINKS = ("@@unsubscribe_url@@", "@@preferences_url@@")
-
 
 def _paragraph_of(anchor: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
     """The block around a link: its nearest <p> (or <div>), else the link itself."""
@@ -29,8 +27,10 @@ def public_html(rendered: RenderedEdition, *, page_url: str, title: str, organis
                 feed_url: str, subscribe_url: str) -> str:
     """`page_url` is the edition's own archive address: the e-mail's "Vis i nettleser" links go there, so on
     that page they are dropped."""
+    placeholders = rendered.placeholders
+    personal_links = {placeholders.unsubscribe_url, placeholders.preferences_url}
     document = lxml.html.document_fromstring(rendered.html)
-    personal = [anchor for anchor in document.iter("a") if (anchor.get("href") or "").strip() in PERSONAL_LINKS]
+    personal = [anchor for anchor in document.iter("a") if (anchor.get("href") or "").strip() in personal_links]
     blocks: list[lxml.html.HtmlElement] = []
     for anchor in personal:
         block = _paragraph_of(anchor)
@@ -50,8 +50,8 @@ def public_html(rendered: RenderedEdition, *, page_url: str, title: str, organis
                                  href=feed_url))
     out = lxml.html.tostring(document, encoding="unicode", doctype="<!doctype html>")
     # Whatever placeholder is left (the greeting, an address in a changed template) gets its neutral value.
-    return fill(out, {"@@greeting@@": "Hei!", "@@email@@": "du", "@@unsubscribe_url@@": "",
-                      "@@preferences_url@@": ""})
+    return fill(out, placeholders, {"greeting": "Hei!", "email": "du", "unsubscribe_url": "",
+                                    "preferences_url": ""})
 
 
 def _public_note(block: lxml.html.HtmlElement, *, title: str, organisation: str, archive_url: str, feed_url: str,
