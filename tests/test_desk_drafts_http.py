@@ -1,18 +1,24 @@
 """The draft's forms in the desk over real HTTP: what an editor is told when a change cannot be made, a refresh that
-lists what changed at the sources, holding back an edition that waits for approval, and refusals without CSRF."""
+lists what changed at the sources, holding back an edition that waits for approval, refusals without CSRF, and an
+approval whose send runs on after the request has been answered."""
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
+import threading
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
 import yaml
+from aiosmtpd.controller import Controller
 
-from tests.conftest import EDITOR, Desk, SMTPServer, add_article, start_desk
+from tests.conftest import EDITOR, Desk, RecordingHandler, SMTPServer, add_article, free_port, start_desk
 from tests.desk_client import csrf_of, logged_in
 
 PAGE = "/redaksjon/kultur?dato=2019-07-01"
@@ -140,5 +146,79 @@ def test_with_approval_the_editor_can_hold_the_edition_back(project: Path, smtp_
         assert '<span id="utkast-tilstand">Holdt tilbake</span>' in page
         assert ">Hold tilbake</button>" not in page and ">Godkjenn og send</button>" in page
         assert smtp_server.received == []
+        # The list of digests names the stored draft and its state, as `digest status` does.
+        overview = client.get("/redaksjon").text
+        assert '<a href="/redaksjon/kultur?dato=2019-07-01">2019-07-01</a>: Holdt tilbake, 6 artikler' in overview
     finally:
         stop()
+
+
+@dataclass
+class GatedHandler(RecordingHandler):
+    """Holds every message at DATA until the test opens the gate: a send that takes as long as the test wants."""
+
+    gate: threading.Event = field(default_factory=threading.Event)
+    arrived: threading.Event = field(default_factory=threading.Event)
+
+    async def handle_DATA(self, server, session, envelope):
+        self.arrived.set()
+        await asyncio.get_running_loop().run_in_executor(None, self.gate.wait, 30)
+        return await super().handle_DATA(server, session, envelope)
+
+
+def _wait(condition, what: str) -> None:
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def test_approve_answers_at_once_and_the_page_says_sendes_until_the_send_is_done(
+        project: Path, monkeypatch: pytest.MonkeyPatch, run_cli):
+    handler = GatedHandler()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port(), decode_data=False)
+    controller.start()
+    server = SMTPServer("127.0.0.1", controller.port, handler)
+    desk, stop = start_desk(project, server, monkeypatch, link_timeout=None)
+    try:
+        assert run_cli("subscribers", "import", "examples/subscribers.csv").exit_code == 0
+        client = logged_in(desk)
+        # The server holds the first message: the approval still answers, and the page shows the send under way.
+        page = post(client, "godkjenn")
+        assert flash(page) == "Utgaven er godkjent og sendes nå."
+        assert '<span id="utkast-tilstand">Sendes</span>' in page
+        assert 'id="sending-poll"' in page
+        assert ">Godkjenn og send</button>" not in page and ">Fjern<" not in page
+        assert handler.arrived.wait(30)
+        assert client.get(f"{ACTIONS}/sendes").json()["sendes"] is True
+        assert handler.received == []
+        # A second approval meanwhile starts no second send.
+        page = post(client, "godkjenn")
+        assert '<span id="utkast-tilstand">Sendes</span>' in page
+        handler.gate.set()
+        _wait(lambda: client.get(f"{ACTIONS}/sendes").json() == {"sendes": False}, "the send never ended")
+        page = client.get(PAGE).text
+        assert '<span id="utkast-tilstand">Sendt</span>' in page
+        assert "Utgaven er sendt: 3 e-poster gikk ut nå, og alle i målgruppen har den." in page
+        assert f"<strong>{EDITOR}</strong>: Godkjent og sendt." in page
+        assert sorted(r.recipients[0] for r in handler.received) == [
+            "bjorn.aase@example.org", "kari.nordmann@example.org", "ola.hansen@example.org"]
+    finally:
+        handler.gate.set()
+        stop()
+        controller.stop()
+
+
+def test_a_send_the_server_partly_refuses_is_reported_with_how_to_retry(desk: Desk, smtp_server: SMTPServer,
+                                                                       run_cli):
+    assert run_cli("subscribers", "import", "examples/subscribers.csv").exit_code == 0
+    smtp_server.handler.replies["ola.hansen@example.org"] = "550 5.1.1 No such user"
+    smtp_server.handler.replies["bjorn.aase@example.org"] = "554 5.7.1 Refused by local policy"
+    client = logged_in(desk)
+    post(client, "godkjenn")
+    _wait(lambda: client.get(f"{ACTIONS}/sendes").json() == {"sendes": False}, "the send never ended")
+    page = html.unescape(client.get(PAGE).text)
+    assert ("Utsendingen stoppet før alle hadde fått utgaven: 1 e-post sendt, 1 adresse avvist av "
+            "e-posttjeneren, 1 adresse finnes ikke og får ikke mer e-post. «digest send kultur --as-of 2019-07-01 "
+            "--retry-failed» prøver de avviste adressene igjen.") in page
+    assert '<span id="utkast-tilstand">Stoppet</span>' in page

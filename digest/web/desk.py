@@ -41,7 +41,7 @@ from digest.web.auth import (
     safe_next,
 )
 from digest.web.context import client_ip, web_state
-from digest.web.draft_view import draft_view
+from digest.web.draft_view import draft_view, waiting_drafts
 from digest.web.livereload import ChangeCounter
 from digest.web.pages import PageError, render_page
 from digest.web.preview import (
@@ -207,7 +207,7 @@ def digests_page(request: Request) -> HTMLResponse:
     for name, digest in state.settings.digests.items():
         last = state.store.last_edition(name)
         rows.append({"name": name, "digest": digest, "next_run": next_run(digest, now),
-                     "last": last.edition if last else None,
+                     "last": last.edition if last else None, "drafts": waiting_drafts(state.store, name),
                      "archive_url": f"/arkiv/{name}/{last.edition.key}" if last else None})
     return _page(request, "desk_digests.html", heading="Redaksjonen", rows=rows)
 

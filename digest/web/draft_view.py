@@ -8,13 +8,15 @@ from datetime import datetime
 
 from babel.dates import format_datetime
 
+from digest.app import outcome as kinds
 from digest.app.drafts import MAX_INTRODUCTION
-from digest.app.editions import Prepared
+from digest.app.editions import Prepared, approval_state
 from digest.app.outcome import Outcome
 from digest.changes import Changes
 from digest.config import DigestConfig
 from digest.errors import DraftError
 from digest.models import Article, DraftChange
+from digest.store import Store
 from digest.web.sends import SendJob
 
 # State (digest.app.editions) → what the page says it is, and a sentence on what it means.
@@ -30,7 +32,7 @@ STATE_WORDS: dict[str, tuple[str, str]] = {
     "stopped": ("Stoppet", "Utsendingen stoppet før alle hadde fått utgaven."),
 }
 EDITABLE = ("provisional", "draft", "approved", "held", "expired")
-APPROVABLE = ("provisional", "draft", "held", "expired")
+APPROVABLE = ("provisional", "draft", "approved", "held", "expired")
 
 # DraftError.reason → the sentence the editor reads.
 REFUSALS = {
@@ -55,27 +57,57 @@ def outcome_words(outcome: Outcome) -> tuple[bool, str]:
     """A send's outcome (digest.app.outcome) as the desk says it: ok, and one or two sentences."""
     report = outcome.report
     sent = report.sent if report else 0
-    if outcome.kind == "sent":
+    if outcome.kind == kinds.SENT:
         return True, f"Utgaven er sendt: {plural(sent, 'e-post', 'e-poster')} gikk ut nå, og alle i målgruppen har den."
-    if outcome.kind == "up_to_date":
+    if outcome.kind == kinds.UP_TO_DATE:
         return True, "Alle abonnentene hadde allerede denne utgaven; ingenting nytt ble sendt."
-    if outcome.kind == "nothing_new":
+    if outcome.kind == kinds.NOTHING_NEW:
         return True, "Det var ingenting å sende."
-    if outcome.kind == "busy":
+    if outcome.kind == kinds.BUSY:
         return True, "En annen prosess sender denne utgaven akkurat nå; den gjør jobben ferdig."
-    if outcome.kind == "awaiting_approval":
+    if outcome.kind == kinds.AWAITING_APPROVAL:
         return True, "Utgaven venter på godkjenning."
-    if report is not None and outcome.kind in ("partial", "stopped", "interrupted"):
+    if report is not None and outcome.kind in (kinds.PARTIAL, kinds.STOPPED, kinds.INTERRUPTED):
         parts = [f"{plural(sent, 'e-post', 'e-poster')} sendt"]
         if report.remaining:
             parts.append(f"{plural(report.remaining, 'abonnent venter', 'abonnenter venter')} fortsatt")
         if report.refused:
             parts.append(f"{plural(report.refused, 'adresse', 'adresser')} avvist av e-posttjeneren")
+        if report.bounced:
+            parts.append(f"{plural(report.bounced, 'adresse', 'adresser')} finnes ikke og får ikke mer e-post")
         text = "Utsendingen stoppet før alle hadde fått utgaven: " + ", ".join(parts) + "."
         if report.paused:
             text += f" Årsak: {report.paused}."
-        return False, text + " Godkjenn og send igjen, eller kjør «digest send», for å fortsette."
+        command = f"digest send {report.digest} --as-of {report.edition_key}"
+        if report.remaining:
+            text += f" «{command}» fortsetter der utsendingen stoppet."
+        if report.refused:
+            text += f" «{command} --retry-failed» prøver de avviste adressene igjen."
+        return False, text
     return outcome.ok, outcome.reason
+
+
+def sending_words(job: SendJob | None) -> str:
+    """What the page says while a send it started is under way."""
+    if job is None or not job.total:
+        return "Utgaven sendes nå …"
+    return f"Utgaven sendes nå: {job.sent} av {plural(job.total, 'e-post', 'e-poster')} er sendt."
+
+
+@dataclass(frozen=True, kw_only=True)
+class WaitingDraft:
+    """A stored draft no send has started yet, as the desk's list of digests names it."""
+
+    key: str
+    state_word: str
+    articles: int
+
+
+def waiting_drafts(store: Store, name: str) -> tuple[WaitingDraft, ...]:
+    """The digest's stored drafts not sent yet, in the same states `digest status` gives them."""
+    return tuple(WaitingDraft(key=draft.edition.key, articles=len(draft.edition.articles),
+                              state_word=STATE_WORDS[approval_state(store.approval(name, draft.edition.key))][0])
+                 for draft in store.unsent_drafts(name))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,6 +138,7 @@ class DraftView:
     can_approve: bool
     can_hold: bool
     sending: bool
+    sending_text: str
     revision: int | None
     history: tuple[HistoryRow, ...]
     stop_reason: str | None = None
@@ -154,9 +187,10 @@ def draft_view(prepared: Prepared, digest: DigestConfig, *, job: SendJob | None,
         articles=rows,
         introduction=edition.introduction,
         editable=state in EDITABLE,
-        can_approve=state in APPROVABLE or (state == "approved" and digest.approval is None),
-        can_hold=digest.approval is not None and state == "draft",
+        can_approve=state in APPROVABLE,
+        can_hold=digest.approval is not None and state in ("draft", "approved"),
         sending=sending,
+        sending_text=sending_words(job if job is not None and not job.done else None),
         revision=revision,
         history=history_rows(prepared.history, digest),
         stop_reason=draft.stop_reason if draft is not None and state == "stopped" else None,

@@ -27,7 +27,7 @@ from digest.errors import DigestError, DraftError
 from digest.web.auth import DESK, require_csrf, require_editor
 from digest.web.context import web_state
 from digest.web.desk import _day, _digest, desk_state
-from digest.web.draft_view import outcome_words, plural, refusal
+from digest.web.draft_view import outcome_words, plural, refusal, sending_words
 from digest.web.sends import SendJob
 
 router = APIRouter()
@@ -146,11 +146,12 @@ def approve(request: Request, name: str, key: str, dato: Annotated[str, Form()] 
     now = state.now()
 
     desk = desk_state(request)
+    job = SendJob(digest=name, key=key, editor=editor, started=now)
 
     def send() -> tuple[bool, str]:
         try:
             outcome = approve_edition(state.settings, state.store, state.transport(), name, key, editor=editor,
-                                      now=now)
+                                      now=now, progress=desk.sends.progress(job))
         except DraftError as err:
             return False, refusal(err)
         except DigestError as err:
@@ -160,7 +161,7 @@ def approve(request: Request, name: str, key: str, dato: Annotated[str, Form()] 
         return outcome_words(outcome)
 
     # Sending to a long list takes minutes: the request returns at once and the page shows "sendes" meanwhile.
-    started = desk.sends.start(SendJob(digest=name, key=key, editor=editor, started=now), send)
+    started = desk.sends.start(job, send)
     if not started:
         _flash(request, "Utgaven sendes allerede.", ok=False)
         return _back(name, dato)
@@ -193,10 +194,14 @@ def sending(request: Request, name: str, key: str) -> JSONResponse:
     """Whether the desk is still sending the edition; the open page asks, and reloads when it is done."""
     require_editor(request)
     _digest(request, name)
-    running = desk_state(request).sends.running(name, key)
+    job = desk_state(request).sends.get(name, key)
+    running = job is not None and not job.done
     day = key_day(key)
     if not running and day is not None:
         # Another process (`digest send`, the scheduler) may be the one sending it.
         state = web_state(request)
         running = prepare(state.settings, state.store, name, as_of=day, now=state.now()).state == "sending"
-    return JSONResponse({"sendes": running})
+    answer: dict[str, object] = {"sendes": running}
+    if running and job is not None and job.total:
+        answer["tekst"] = sending_words(job)
+    return JSONResponse(answer)

@@ -21,6 +21,8 @@ class SendJob:
     editor: str
     started: datetime
     thread: threading.Thread | None = None
+    sent: int = 0    # messages handed over so far, of …
+    total: int = 0   # … those this send set out with (0 until the sender has counted them)
     done: bool = False
     ok: bool = False
     text: str = ""
@@ -57,6 +59,14 @@ class BackgroundSends:
     def get(self, digest: str, key: str) -> SendJob | None:
         with self._lock:
             return self._jobs.get((digest, key))
+
+    @staticmethod
+    def progress(job: SendJob) -> Callable[[int, int], None]:
+        """The sender's progress callback for `job` (it runs in the sending thread; the page reads the counts)."""
+        def note(sent: int, total: int) -> None:
+            job.sent, job.total = sent, total
+
+        return note
 
     def running(self, digest: str, key: str) -> bool:
         job = self.get(digest, key)

@@ -31,6 +31,10 @@
             window.location.reload();
             return;
           }
+          var words = document.getElementById("sendes");
+          if (data && data.tekst && words && words.textContent !== data.tekst) {
+            words.textContent = data.tekst;
+          }
           window.setTimeout(askSending, 1000);
         })
         .catch(function () { window.setTimeout(askSending, 3000); });
