@@ -16,7 +16,7 @@ from digest.config import Settings, load_settings
 from digest.errors import DigestError
 from digest.models import Article, SendReport
 from digest.pipeline import prepare, resume_message, send_edition, send_test, write_preview
-from digest.render import render
+from digest.render import mjml_source, render
 from digest.sendview import SendView, summary_line
 from digest.store import Store
 from digest.subscribers import read_subscriber_csv
@@ -117,6 +117,8 @@ def preview(
     open_browser: Annotated[bool, typer.Option("--open", help="Open the preview in the default browser: the "
                                                "editors' desk when `digest serve` answers at base_url, else the "
                                                "HTML file.")] = False,
+    mjml_file: Annotated[Path | None, typer.Option("--mjml", help="Also write the edition's MJML source here (for "
+                                                   "template work, or to compile with the official MJML).")] = None,
 ) -> None:
     """Render the next edition (or one already sent) to an HTML file and a text file, and print the path.
 
@@ -135,12 +137,27 @@ def preview(
     rendered = render(settings, settings.digest(name), edition)
     target = out_file or Path("outbox") / "preview" / f"{name}-{edition.key}.html"
     html_path, txt_path = write_preview(settings, rendered, target)
+    if mjml_file is not None:
+        _write_text(mjml_file, mjml_source(settings, settings.digest(name), edition))
+        err.print(f"MJML source in {mjml_file}", markup=False, highlight=False)
     state = "as sent" if edition.sent else "not sent yet"
     err.print(f"{name} {edition.key}: {len(edition.articles)} articles, {rendered.html_bytes / 1024:.0f} KB "
               f"HTML ({state}); text part in {txt_path}")
     print(html_path)
     if open_browser:
         _open_preview(settings, name, as_of, html_path)
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Whole or not at all: a temporary file beside the target, renamed over it."""
+    import os
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
 
 
 def _open_preview(settings: Settings, name: str, as_of: str | None, html_path: Path | None) -> None:

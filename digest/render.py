@@ -21,7 +21,9 @@ from digest.models import Edition, RenderedEdition
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 # System fonts only: remote fonts cost a request per open, leak the reader to a third party and are blocked anyway.
-FONT_STACK = ("-apple-system, BlinkMacSystemFont, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif")
+# Unquoted: a family name of plain words needs no quotes, and quotes inside style attributes trip up juice (the
+# official MJML compiler's inliner) on buttons.
+FONT_STACK = "-apple-system, BlinkMacSystemFont, Segoe UI, Roboto, Helvetica, Arial, sans-serif"
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,22 @@ def render_mjml(env: jinja2.Environment, context: dict[str, object]) -> str:
     return env.get_template("digest.mjml.j2").render(context)
 
 
+def mjml_source(settings: Settings, digest: DigestConfig, edition: Edition,
+                env: jinja2.Environment | None = None) -> str:
+    """The edition's MJML, before any compiler: for template work and for checking against the official tools."""
+    return render_mjml(env or template_environment(), template_context(settings, digest, edition))
+
+
+# `<mj-style inline="inline">`: the rules the official compiler inlines (with juice). MRML writes every mj-style as a
+# plain <style> block, so we note which blocks were meant for inlining and let premailer inline only those.
+_INLINE_STYLE = re.compile(r'<mj-style\s+inline="inline"\s*>(.*?)</mj-style>', re.DOTALL)
+_STYLE_BLOCK = re.compile(r"<style\b([^>]*)>(.*?)</style>", re.DOTALL)
+_COMMENT = re.compile(r"(<!--.*?-->)", re.DOTALL)
+_IGNORE = ' data-premailer="ignore"'
+
+
 def compile_mjml(source: str) -> str:
+    """MJML → HTML with MRML. Style blocks not meant for inlining are marked so premailer leaves them as written."""
     try:
         # fonts={} keeps MRML from adding its default Google Fonts links.
         html = mjml2html(source, fonts={})
@@ -121,24 +138,40 @@ def compile_mjml(source: str) -> str:
     if leftover:
         # MRML passes tags it does not know straight through; a mistyped tag would reach subscribers.
         raise RenderError(f"MJML left {leftover.group(0)}> in the HTML: unknown or misplaced MJML tag")
-    return html
+    inline = {css.strip() for css in _INLINE_STYLE.findall(source)}
+
+    def mark(block: re.Match[str]) -> str:
+        if block.group(2).strip() in inline:
+            return block.group(0)
+        return f"<style{block.group(1)}{_IGNORE}>{block.group(2)}</style>"
+
+    # Only blocks outside comments: premailer never sees what is inside Outlook's conditional comments anyway.
+    return "".join(part if part.startswith("<!--") else _STYLE_BLOCK.sub(mark, part)
+                   for part in _COMMENT.split(html))
 
 
 def inline_css(html: str) -> str:
-    """Inline the CSS but keep what cannot be inlined: @media (responsive, dark mode) and !important."""
+    """Inline our `inline="inline"` styles; leave MJML's own markup (resets, Outlook tables, @media) as written."""
     inliner = Premailer(
         html,
         allow_network=False,
         base_url=None,
+        disable_link_rewrites=True,
         remove_classes=False,  # the dark-mode rules select on classes
         strip_important=False,
         keep_style_tags=False,
-        disable_leftover_css=False,  # leftover = @media and friends, kept in a <style> block
-        disable_validation=True,
+        disable_leftover_css=False,  # leftover = pseudo-classes and @media of the inlined rules, kept in <style>
+        disable_validation=True,  # keep properties cssutils does not know (mso-*, color-scheme)
         cssutils_logging_level=logging.CRITICAL,
         exclude_pseudoclasses=True,
+        # No HTML attributes made from CSS: MJML already wrote the ones Outlook needs (width="552" on an image,
+        # bgcolor on a section), and premailer would overwrite them (width="100%") or add new ones (width on <p>).
+        disable_basic_attributes=["width", "height", "align", "valign", "bgcolor"],
+        align_floating_images=False,  # nothing floats; no align attributes on images
     )
     inlined = inliner.transform(pretty_print=False)
+    # premailer drops the marker on the blocks it skipped, but not on those it skips for their media attribute.
+    inlined = inlined.replace(_IGNORE, "")
     # lxml drops or rewrites the doctype; without it clients fall into quirks mode.
     inlined = re.sub(r"^\s*<!DOCTYPE[^>]*>\s*", "", inlined, flags=re.IGNORECASE)
     return "<!doctype html>\n" + inlined

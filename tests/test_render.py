@@ -118,3 +118,20 @@ def test_edition_date_and_article_dates_are_norwegian(project):
     rendered = kultur_edition(project)
     assert "1. juli 2019" in rendered.html
     assert "5. desember 2018" in rendered.text
+
+
+def test_preheader_is_hidden_everywhere_and_ends_the_inbox_snippet(project):
+    rendered = kultur_edition(project)
+    tree = lxml.html.fromstring(rendered.html)
+    hidden = tree.find_class("preheader")[0]
+    style = hidden.get("style").replace(" ", "")
+    assert "display:none" in style and "mso-hide:all" in style
+    assert "color" not in style  # white-on-white costs points at SpamAssassin (HTML_FONT_LOW_CONTRAST)
+    text = hidden.text_content()
+    assert text.startswith(rendered.preheader)
+    # After it only invisible filler (combining grapheme joiner, zero-width non-joiner, no-break space), enough to
+    # fill an inbox line, so the snippet does not run on into "Vis i nettleser Kultur …".
+    filler = text[len(rendered.preheader):]
+    assert len(filler) >= 200 and set(filler) == {"\u034f", "\u200c", "\xa0"}
+    body_text = tree.body.text_content()
+    assert body_text.index(rendered.preheader) < body_text.index("Vis i nettleser")
