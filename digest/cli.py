@@ -14,10 +14,12 @@ from rich.table import Table
 
 from digest.config import Settings, load_settings
 from digest.errors import DigestError
+from digest.guards import check_send, over_smtp
 from digest.models import Article, SendReport
 from digest.pipeline import prepare, resume_message, send_edition, send_test, write_preview
 from digest.render import mjml_source, render
 from digest.sendview import SendView, summary_line
+from digest.signing import signer_from_env
 from digest.store import Store
 from digest.subscribers import read_subscriber_csv
 from digest.transports import transport_from_url
@@ -137,6 +139,10 @@ def preview(
     rendered = render(settings, settings.digest(name), edition)
     target = out_file or Path("outbox") / "preview" / f"{name}-{edition.key}.html"
     html_path, txt_path = write_preview(settings, rendered, target)
+    guards = check_send(settings, html_bytes=rendered.html_bytes, smtp=over_smtp(settings.transport),
+                        signed=signer_from_env(settings.digest(name).sender.domain) is not None)
+    for line in guards.lines(sending=False):
+        err.print(line, markup=False, highlight=False)
     if mjml_file is not None:
         _write_text(mjml_file, mjml_source(settings, settings.digest(name), edition))
         err.print(f"MJML source in {mjml_file}", markup=False, highlight=False)
@@ -200,6 +206,8 @@ def send(
             report = send_edition(settings, store, transport, name, as_of=_as_of(as_of), now=_now(),
                                   dry_run=dry_run, progress=view.progress, notice=view.notice)
     _print_report(report, test_copy=bool(to))
+    if report.refused:
+        raise typer.Exit(1)
     if report.failed or report.deferred or report.bounced or report.paused:
         raise typer.Exit(2 if report.sent else 1)
 
@@ -212,6 +220,11 @@ def _warn_sources(problems: list[str]) -> None:
 
 def _print_report(report: SendReport, *, test_copy: bool) -> None:
     _warn_sources(report.source_problems)
+    for line in report.guards:
+        err.print(line, markup=False, highlight=False)
+    if report.refused:
+        out.print(f"Nothing was sent: {report.digest} {report.edition_key} is refused (see sending.require).")
+        return
     if report.articles == 0:
         out.print(report.problems[0] if report.problems else "Nothing to send.")
         return

@@ -208,6 +208,14 @@ class SegmentConfig(_Strict):
     topics: list[SingleLine] = Field(default_factory=list)
 
 
+class Logo(_Strict):
+    """The sender's logo at the top of the e-mail: an image on the web (https), its alt text and width in pixels."""
+
+    url: WebUrl
+    alt: SingleLine
+    width: int = Field(default=160, ge=16, le=552)  # 552 px: the content width inside the masthead's padding
+
+
 class DigestConfig(_Strict):
     title: SingleLine
     description: str | None = None
@@ -226,6 +234,7 @@ class DigestConfig(_Strict):
     approval: Approval | None = None
     # Who gets the preview of an edition that waits for approval. Validated after `approval`, which it depends on.
     editors: list[Address] = Field(default_factory=list, validate_default=True)
+    logo: Logo | None = None
 
     @field_validator("approval", mode="before")
     @classmethod
@@ -272,6 +281,9 @@ class Sending(_Strict):
     timeout_seconds: float = Field(default=30.0, gt=0)
     # Subscribers are read from the store this many at a time, so memory stays flat however long the list is.
     batch_size: int = Field(default=500, ge=1, le=100_000)
+    # Guards that refuse a send instead of warning (see digest/guards.py): https base_url and a DKIM key over SMTP,
+    # HTML small enough that Gmail does not clip it.
+    require: list[Literal["https", "dkim", "unclipped"]] = Field(default_factory=list)
 
 
 class Settings(_Strict):

@@ -124,3 +124,6 @@ class SendReport:
     message_bytes: int = 0        # bytes of all messages built (a dry run's measure of the work)
     # Sources that failed while collecting this edition (it went out without them).
     source_problems: list[str] = field(default_factory=list)
+    # The send-time guards' lines (digest/guards.py); `refused`: one of them is required, so nothing was sent.
+    guards: list[str] = field(default_factory=list)
+    refused: bool = False

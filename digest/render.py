@@ -106,6 +106,9 @@ def template_context(settings: Settings, digest: DigestConfig, edition: Edition)
         "contact": digest.contact,
         "view_url": view_url(settings, edition),
         "font_stack": FONT_STACK,
+        "logo": digest.logo,
+        # Only a label someone configured is shown: a path (content/) or a host name means nothing to a reader.
+        "labels": {source.label for source in digest.sources if source.label},
     }
 
 

@@ -265,6 +265,11 @@ def _send(rt: Runtime, name: str, key: str, *, as_of: date | datetime) -> str:
         SOURCE_FAILURES.labels(name, _reported_source(rt.settings.digest(name), problem)).inc()
     for problem in report.problems[:20]:
         log_event("delivery_problem", logging.WARNING, digest=name, edition=report.edition_key, problem=problem)
+    for line in report.guards:  # digest/guards.py: insecure or clipped sends; refused when sending.require says so
+        log_event("send_guard", logging.ERROR if report.refused else logging.WARNING, digest=name,
+                  edition=report.edition_key, problem=line)
+    if report.refused:
+        return _count(name, "refused")
     if report.busy:
         log_event("edition_busy", digest=name, edition=report.edition_key,
                   note="another process is sending this edition; left to it")

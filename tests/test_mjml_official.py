@@ -47,7 +47,11 @@ def image_widths(html: str) -> list[tuple[str | None, str | None]]:
 
 @pytest.fixture
 def illustrated(project: Path) -> Path:
-    """The demo project with an article that has an image, so that image widths are compared too."""
+    """The demo project with a logo and an article that has an image, so that image widths are compared too."""
+    path = project / "schedule.yaml"
+    logo = "    logo: {url: 'https://www.ks.no/logo.png', alt: KS, width: 120}\n"
+    path.write_text(path.read_text(encoding="utf-8").replace("    title: Kultur\n", "    title: Kultur\n" + logo, 1),
+                    encoding="utf-8")
     (project / "content" / "2019-06-20-bilde.md").write_text(
         "---\ntitle: Kulturskoledagen\npublished: 2019-06-20T10:00:00+02:00\n"
         "url: https://www.ks.no/kulturskoledagen/\nimage: https://www.ks.no/bilder/fiolin.jpg\n"
@@ -69,7 +73,7 @@ def test_official_mjml_gives_outlook_the_same_widths(illustrated: Path, run_cli)
     assert {w for _, attr, style in our_widths for w in (attr, style) if w} == {"600", "600px", "552px"}
 
     assert image_widths(ours) == image_widths(theirs)
-    assert image_widths(ours) == [("https://www.ks.no/bilder/fiolin.jpg", "552")]
+    assert image_widths(ours) == [("https://www.ks.no/logo.png", "120"), ("https://www.ks.no/bilder/fiolin.jpg", "552")]
 
 
 def test_page_background_is_on_the_body_in_both_compilers(illustrated: Path, run_cli):
