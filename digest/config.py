@@ -227,6 +227,9 @@ class DigestConfig(_Strict):
     max_articles: int = Field(default=10, ge=1, le=100)
     min_articles: int = Field(default=1, ge=1, le=100)
     first_window_days: int = Field(default=365, ge=1)
+    # How much older than the edition an item dated before the previous cut-off may be and still come in because
+    # it was first seen after that cut-off (a late feed, a newly added source); see digest/select.py.
+    max_age_days: int = Field(default=14, ge=1)
     schedule: Schedule
     unsubscribe_mailto: Address | None = None
     locale: str = "nb_NO"

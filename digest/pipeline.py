@@ -81,6 +81,8 @@ def prepare(settings: Settings, store: Store, name: str, *, as_of: date | dateti
         first_window_days=digest.first_window_days,
         already_sent=store.sent_articles(name, before=day),
         min_articles=digest.min_articles,
+        first_seen=collection.first_seen,
+        max_age_days=digest.max_age_days,
     )
     edition = selection.edition
     skip_reason = None

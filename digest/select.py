@@ -1,28 +1,38 @@
-"""Which articles go into an edition: the window since the previous edition, never sent before, each story once,
-newest first, capped — and, for `--explain`, why each other article was left out."""
+"""Which articles go into an edition: never sent before, new since the previous edition (published or first seen
+after its cut-off), each story once, newest first, capped — and, for `--explain`, why each other article was left out.
+
+First sight matters because feeds publish late: an item dated Friday that appears in the feed only after Monday's
+edition was cut off is still news to the subscribers, so it goes into the next edition. The maximum age keeps that
+rule from flooding an edition when a source with a long history is added: an item dated before the previous cut-off
+comes in by first sight only while it is at most `max_age_days` older than the edition (its `until`, not the wall
+clock, so a backdated edition such as the demo's judges ages as on its own day). The very first edition has no
+previous cut-off: it reaches back `first_window_days`, and first sight plays no part.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 
 from digest.models import Article, Edition
 from digest.sources.normalise import canonical_url, site_of
 
 # Why an article was left out; the words `digest collect --explain` prints.
-OLD = "old"
+TOO_OLD = "too old"
+SEEN_BEFORE = "seen before the previous edition"
 NOT_YET = "not yet published"
 ALREADY_SENT = "already sent"
 DUPLICATE = "duplicate"
 OVER_CAP = "over the cap"
+OLD = TOO_OLD  # the name this reason had before first sight counted
 
 
 @dataclass(frozen=True, kw_only=True)
 class Exclusion:
     article: Article
-    reason: str  # one of OLD, NOT_YET, ALREADY_SENT, DUPLICATE, OVER_CAP
+    reason: str  # one of TOO_OLD, SEEN_BEFORE, NOT_YET, ALREADY_SENT, DUPLICATE, OVER_CAP
     detail: str  # a sentence for people
 
 
@@ -54,29 +64,54 @@ def select_explained(
     first_window_days: int,
     already_sent: Iterable[Article] = (),
     min_articles: int = 1,
+    first_seen: Mapping[str, datetime] | None = None,
+    max_age_days: int = 14,
 ) -> Selection:
-    """Like `select`, and keeps every article left out with the reason.
+    """The edition's articles, and every article left out with the reason.
+
+    An article is eligible when it was never sent, is not dated after `until`, and either was published after the
+    previous edition's cut-off (`previous_until`) or was first seen after it (`first_seen`, by URL) while being at
+    most `max_age_days` older than `until`. Without a previous edition, the window reaches back `first_window_days`.
+    Without `first_seen`, only the publication date counts.
 
     An article sent in an earlier edition never returns (same canonical URL, or the same title from the same site).
     The same story from two sources appears once: the newest version stays.
     """
     since = previous_until if previous_until is not None else until - timedelta(days=first_window_days)
+    oldest = until - timedelta(days=max_age_days)
+    seen = first_seen or {}
+    tz = until.tzinfo
     sent_urls = {_identity(article) for article in already_sent}
     sent_titles = {_title_key(article) for article in already_sent}
     excluded: list[Exclusion] = []
     candidates: list[Article] = []
+
+    def leave_out(article: Article, reason: str, detail: str) -> None:
+        excluded.append(Exclusion(article=article, reason=reason, detail=detail))
+
     for article in articles:
+        first = seen.get(article.url)
         if _identity(article) in sent_urls or _title_key(article) in sent_titles:
-            excluded.append(Exclusion(article=article, reason=ALREADY_SENT,
-                                      detail="was in an earlier edition of this digest"))
-        elif article.published <= since:
-            excluded.append(Exclusion(article=article, reason=OLD,
-                                      detail=f"published before this edition's window (from {_when(since)})"))
+            leave_out(article, ALREADY_SENT, "was in an earlier edition of this digest")
         elif article.published > until:
-            excluded.append(Exclusion(article=article, reason=NOT_YET,
-                                      detail=f"published after this edition ({_when(until)})"))
-        else:
+            leave_out(article, NOT_YET, f"published after this edition ({_when(until, tz)})")
+        elif article.published > since:
             candidates.append(article)
+        elif previous_until is None:
+            leave_out(article, TOO_OLD, f"published before the first edition's window, which reaches back "
+                                        f"first_window_days ({first_window_days}) to {_when(since, tz)}")
+        elif article.published < oldest:
+            leave_out(article, TOO_OLD, f"older than max_age_days ({max_age_days}): published before "
+                                        f"{_when(oldest, tz)}")
+        elif first is None or first <= previous_until:
+            cut_off = _when(previous_until, tz)
+            leave_out(article, SEEN_BEFORE,
+                      f"published before the previous edition's cut-off ({cut_off}) and never seen after it"
+                      if first is None else
+                      f"published and first seen ({_when(first, tz)}) before the previous edition's cut-off "
+                      f"({cut_off}): it was on offer then")
+        else:
+            candidates.append(article)  # dated before the cut-off, but the source showed it only after it
 
     # Newest first. Equal times keep the sources' order (the sort is stable): undated items of one listing page,
     # all first seen at the same moment, stay in the page's own order, which is newest first too.
@@ -119,5 +154,6 @@ def _title_key(article: Article) -> tuple[str, str]:
     return site_of(_identity(article)), re.sub(r"\s+", " ", article.title).strip().casefold()
 
 
-def _when(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M")
+def _when(moment: datetime, tz: tzinfo | None) -> str:
+    """In the edition's own zone (the store hands back UTC), as `collect` prints times."""
+    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M")

@@ -7,8 +7,8 @@ reported and left out; the others still make the edition.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -71,6 +71,8 @@ class Collection:
 
     articles: tuple[Article, ...]
     reports: tuple[SourceReport, ...]
+    # When each article's URL was first seen (remembered in the store; without one, `now`).
+    first_seen: Mapping[str, datetime] = field(default_factory=dict)
 
     def __iter__(self) -> Iterator[Article]:
         return iter(self.articles)
@@ -129,12 +131,14 @@ def collect(settings: Settings, digest: DigestConfig, *, store: Store | None = N
         reports[index] = SourceReport(name=name, kind=source.type, location=source.url, articles=len(parsed.items),
                                       not_modified=fetched_not_modified, note=note, seconds=seconds)
 
-    if undated:
-        urls = [item.url for items in undated.values() for item in items]
-        seen = store.first_seen(urls, now) if store is not None else dict.fromkeys(urls, now)
-        for index, items in undated.items():
-            articles[index].extend(
-                _article(replace(item, published=seen[item.url]), labels[index], tz) for item in items)
+    # First sight of every article, dated or not: selection lets in an item the source showed only after the last
+    # edition's cut-off, even when its own date is older (feeds that publish late).
+    urls = [article.url for found in articles.values() for article in found]
+    urls += [item.url for items in undated.values() for item in items]
+    seen = store.first_seen(urls, now) if store is not None else dict.fromkeys(urls, now)
+    for index, items in undated.items():
+        articles[index].extend(
+            _article(replace(item, published=seen[item.url]), labels[index], tz) for item in items)
 
     ordered_reports = tuple(reports[index] for index in sorted(reports))
     for report in ordered_reports:
@@ -145,6 +149,7 @@ def collect(settings: Settings, digest: DigestConfig, *, store: Store | None = N
     return Collection(
         articles=tuple(article for index in sorted(articles) for article in articles[index]),
         reports=ordered_reports,
+        first_seen=seen,
     )
 
 

@@ -52,7 +52,9 @@ class WebCacheStore(StoreBase):
     def first_seen(self, urls: Iterable[str], now: datetime) -> dict[str, datetime]:
         """When each URL was first seen, recording `now` for those never seen before.
 
-        Undated articles get this as their date, so an item does not look new again in every edition.
+        Every collected article is recorded: selection lets in an item first seen after the previous edition's cut-off
+        even when its own date is older (a late feed), and undated articles get this as their date, so that they do
+        not look new again in every edition.
         """
         wanted = set(urls)
         if not wanted:
