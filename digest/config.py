@@ -300,6 +300,8 @@ class Settings(_Strict):
     # What the sign-up and preferences forms offer: municipalities (empty: free text) and topics (key → label).
     municipalities: list[SingleLine] = Field(default_factory=list)
     topics: dict[str, SingleLine] = Field(default_factory=dict)
+    # A folder of the site's own e-mail templates (relative to this file), looked up before the built-in ones.
+    templates: str | None = None
 
     # Where the file lives: relative paths (content/, outbox/, sqlite files) are read from there.
     root: Path = Field(default=Path("."), exclude=True)

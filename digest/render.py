@@ -18,7 +18,11 @@ from digest.config import DigestConfig, Settings
 from digest.errors import ConfigError, RenderError
 from digest.models import Edition, RenderedEdition
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+# The e-mail templates live in templates/ at the top of the project; a wheel ships a copy inside the package (see
+# setup.py), which wins when it is there, so that a plain `pip install .` renders without the source tree.
+_SHIPPED_TEMPLATES = Path(__file__).resolve().parent / "email_templates"
+TEMPLATES = (_SHIPPED_TEMPLATES if _SHIPPED_TEMPLATES.is_dir()
+             else Path(__file__).resolve().parent.parent / "templates")
 
 # System fonts only: remote fonts cost a request per open, leak the reader to a third party and are blocked anyway.
 # Unquoted: a family name of plain words needs no quotes, and quotes inside style attributes trip up juice (the
@@ -59,7 +63,20 @@ def _wrap(text: str, width: int = 72) -> str:
     return textwrap.fill(text, width=width, break_long_words=False, break_on_hyphens=False)
 
 
-def template_environment(folder: Path = TEMPLATES) -> jinja2.Environment:
+def template_folders(settings: Settings | None = None) -> list[Path]:
+    """Where templates are looked up, in order: the site's own folder (`templates:` in schedule.yaml), then ours.
+
+    A site folder may hold only the files it changes (say partials/footer.mjml.j2); the rest come from ours.
+    """
+    if settings is None or settings.templates is None:
+        return [TEMPLATES]
+    folder = settings.resolve(settings.templates)
+    if not folder.is_dir():
+        raise ConfigError(f"templates folder {folder} does not exist", key="templates")
+    return [folder, TEMPLATES]
+
+
+def template_environment(folder: Path | list[Path] = TEMPLATES) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(folder),
         # Everything but the plain-text part is markup: escape by default so no title can inject HTML.
@@ -119,7 +136,8 @@ def render_mjml(env: jinja2.Environment, context: dict[str, object]) -> str:
 def mjml_source(settings: Settings, digest: DigestConfig, edition: Edition,
                 env: jinja2.Environment | None = None) -> str:
     """The edition's MJML, before any compiler: for template work and for checking against the official tools."""
-    return render_mjml(env or template_environment(), template_context(settings, digest, edition))
+    return render_mjml(env or template_environment(template_folders(settings)),
+                       template_context(settings, digest, edition))
 
 
 # `<mj-style inline="inline">`: the rules the official compiler inlines (with juice). MRML writes every mj-style as a
@@ -189,7 +207,7 @@ def render(settings: Settings, digest: DigestConfig, edition: Edition,
            env: jinja2.Environment | None = None) -> RenderedEdition:
     if not edition.articles:
         raise RenderError(f"edition {edition.digest} {edition.key} has no articles to render")
-    env = env or template_environment()
+    env = env or template_environment(template_folders(settings))
     context = template_context(settings, digest, edition)
     html = inline_css(compile_mjml(render_mjml(env, context)))
     return RenderedEdition(
