@@ -1,7 +1,8 @@
 """Checks on a rendered edition before it goes out: each gives a verdict (ok, warn, fail) and a sentence in bokmål.
 
-Pure functions over the HTML, the text and the message bytes; the one check that needs the network (do the links
-answer?) lives in `digest/linkcheck.py`. The editors' desk shows them all; nothing here stops a send.
+Pure functions over the HTML, the text, the message bytes and the sources' last outcomes; the one check that needs
+the network (do the links answer?) lives in `digest/linkcheck.py`. The editors' desk shows them all; nothing here
+stops a send.
 """
 
 from __future__ import annotations
@@ -10,16 +11,21 @@ import email
 import email.policy
 import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from datetime import tzinfo
+from typing import TYPE_CHECKING, Literal
 
 import lxml.html
 import tinycss2
 import tinycss2.color3
+from babel.dates import format_datetime
 from lxml.etree import _Element
 
 from digest.models import Edition
+
+if TYPE_CHECKING:
+    from digest.store.sources import SourceOutcome
 
 Verdict = Literal["ok", "warn", "fail"]
 VERDICT_WORDS: dict[str, str] = {"ok": "OK", "warn": "Advarsel", "fail": "Feil"}
@@ -386,18 +392,56 @@ def check_articles(edition: Edition, *, min_articles: int, skip_reason: str | No
                      message="Utgaven er tom: ingen nye artikler siden forrige utgave, så den blir ikke sendt.")
     if skip_reason is not None or count < min_articles:
         return Check(key="articles", title=title, verdict="fail",
-                     message=f"Bare {count} ny{'' if count == 1 else 'e'} artikkel{'' if count == 1 else 'er'}, "
+                     message=f"Bare {count} ny{'' if count == 1 else 'e'} {'artikkel' if count == 1 else 'artikler'}, "
                              f"men minst {min_articles} kreves (min_articles): utgaven blir hoppet over.")
     without_teaser = [article.title for article in edition.articles if not article.teaser.strip()]
     if count < THIN_ARTICLES:
         return Check(key="articles", title=title, verdict="warn",
-                     message=f"Tynn utgave: bare {count} artikkel{'' if count == 1 else 'er'}. Er det verdt en "
+                     message=f"Tynn utgave: bare {count} {'artikkel' if count == 1 else 'artikler'}. Er det verdt en "
                              "e-post, eller kan den vente til neste gang?")
     if without_teaser:
         return Check(key="articles", title=title, verdict="warn",
                      message=f"{len(without_teaser)} av {count} artikler har ingen ingress.",
                      details=tuple(without_teaser))
     return Check(key="articles", title=title, verdict="ok", message=f"{count} artikler, alle med ingress.")
+
+
+# -- sources ----------------------------------------------------------------------------------------------------------
+
+def check_sources(outcomes: Sequence[SourceOutcome], *, tz: tzinfo, locale: str = "nb_NO") -> Check:
+    """How each source went the last time it was collected (the same stored outcome `digest status` and
+    `digest collect` report). A source that failed is left out of the edition; if all failed, nothing goes out."""
+    title = "Kilder"
+    if not outcomes:
+        return Check(key="sources", title=title, verdict="warn",
+                     message="Kildene er ikke hentet ennå, så vi vet ikke om de svarer.")
+    when = format_datetime(max(o.fetched_at for o in outcomes), "d. MMMM y 'kl.' HH:mm", tzinfo=tz, locale=locale)
+    # A content folder with a broken file gives a report per bad file: still one source.
+    sources: dict[tuple[str, str], list[SourceOutcome]] = {}
+    for outcome in outcomes:
+        sources.setdefault((outcome.kind, outcome.name), []).append(outcome)
+    failed = [o for o in outcomes if not o.ok]
+    failing = sum(1 for reports in sources.values() if any(not o.ok for o in reports))
+    total = len(sources)
+    details = tuple(f"{_where(o)}: {o.error}" for o in failed)
+    if not failed:
+        articles = sum(o.articles for o in outcomes)
+        subject = "Kilden ble" if total == 1 else f"Alle {total} kildene ble"
+        return Check(key="sources", title=title, verdict="ok",
+                     message=f"{subject} hentet uten feil sist ({when}), med {articles} "
+                             f"{'artikkel' if articles == 1 else 'artikler'} i alt.")
+    if failing == total:
+        subject = "Kilden" if total == 1 else f"Alle {total} kildene"
+        return Check(key="sources", title=title, verdict="fail",
+                     message=f"{subject} feilet sist {'den' if total == 1 else 'de'} ble hentet ({when}), så "
+                             f"utgaven kan ikke lages: {details[0]}", details=details[1:])
+    return Check(key="sources", title=title, verdict="warn",
+                 message=f"{failing} av {total} kilder feilet sist de ble hentet ({when}), og artiklene "
+                         f"{'dens' if failing == 1 else 'deres'} er ikke med: {details[0]}", details=details[1:])
+
+
+def _where(outcome: SourceOutcome) -> str:
+    return outcome.name if outcome.name == outcome.location else f"{outcome.name} ({outcome.location})"
 
 
 # -- links (collected here, probed in digest/linkcheck.py) --------------------------------------------------------

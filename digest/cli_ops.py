@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from digest.cli import _now, _settings, _store, app, out
@@ -74,8 +75,9 @@ def status() -> None:
         if not item.approvals:
             table.add_row("Approval", "nothing waiting")
         for source in item.sources:
-            mark = "[green]ok[/green]" if source.ok else "[red]failing[/red]"
-            table.add_row("Source", f"{mark} {source.source}: {source.detail}")
+            mark = {True: "[green]ok[/green]", False: "[red]failing[/red]", None: "[yellow]unknown[/yellow]"}[source.ok]
+            # Escaped: a source's name or error (text from the web) is not rich markup.
+            table.add_row("Source", f"{mark} {escape(source.source)}: {escape(source.detail)}")
         out.print(table)
         out.print()
 

@@ -1,4 +1,5 @@
-"""What `digest status` shows per digest: next run, last edition and its counts, approvals, health of the sources."""
+"""What `digest status` shows per digest: next run, last edition and its counts, approvals, and each source as the
+last collection found it (the same stored outcome `digest collect` printed and the desk checks)."""
 
 from __future__ import annotations
 
@@ -9,16 +10,14 @@ from zoneinfo import ZoneInfo
 from babel.dates import format_datetime
 
 from digest.config import DigestConfig, Settings
-from digest.errors import DigestError
 from digest.scheduler import format_duration, next_run
-from digest.sources.files import load_articles
 from digest.store import ApprovalRecord, Store
 
 
 @dataclass(frozen=True, kw_only=True)
 class SourceHealth:
     source: str
-    ok: bool
+    ok: bool | None  # None: no collection has reached it yet
     detail: str
 
 
@@ -45,39 +44,28 @@ def format_moment(moment: datetime, tz: ZoneInfo, locale: str = "nb_NO") -> str:
     return format_datetime(moment, "EEEE d. MMMM y 'kl.' HH:mm z", tzinfo=tz, locale=locale)
 
 
-def _files_health(settings: Settings, digest: DigestConfig, source: object) -> SourceHealth:
-    path = getattr(source, "path", "")
-    label = getattr(source, "label", None) or path
-    try:
-        articles = load_articles(settings.resolve(path), label=label)
-    except DigestError as err:
-        return SourceHealth(source=label, ok=False, detail=str(err))
-    if not articles:
-        return SourceHealth(source=label, ok=False, detail="no articles")
-    newest = max(a.published for a in articles)
-    return SourceHealth(source=label, ok=True, detail=f"{len(articles)} articles, newest "
-                        f"{format_datetime(newest, 'd. MMM y', tzinfo=digest.timezone, locale=digest.locale)}")
-
-
-def _web_health(store: Store, digest: DigestConfig, source: object) -> SourceHealth:
-    url = str(getattr(source, "url", ""))
-    label = getattr(source, "label", None) or url
-    cached = store.cached_response(url)
-    if cached is None:
-        return SourceHealth(source=label, ok=True, detail="not fetched yet")
-    fetched = format_datetime(cached.fetched_at, "d. MMM y 'kl.' HH:mm", tzinfo=digest.timezone, locale=digest.locale)
-    return SourceHealth(source=label, ok=True, detail=f"last fetched {fetched}")
-
-
-def source_health(settings: Settings, store: Store, digest: DigestConfig) -> list[SourceHealth]:
-    """Content folders as a collection would find them now; web sources by their last successful fetch (failures
-    are logged as source_failed and counted in digest_source_failures_total)."""
+def source_health(store: Store, digest: DigestConfig, name: str) -> list[SourceHealth]:
+    """Each source as the digest's last collection found it (`digest collect`, a run, the desk all record it), in
+    the collection's order; a source in schedule.yaml that no collection has reached yet says so."""
+    when = "d. MMM y 'kl.' HH:mm"
     results = []
-    for source in digest.sources:
-        if source.type == "files":
-            results.append(_files_health(settings, digest, source))
+    reported = set()
+    for outcome in store.source_outcomes(name):
+        reported.add((outcome.kind, outcome.location))
+        fetched = format_datetime(outcome.fetched_at, when, tzinfo=digest.timezone, locale=digest.locale)
+        label = outcome.name if outcome.name == outcome.location else f"{outcome.name} ({outcome.location})"
+        if outcome.error is not None:
+            detail = f"failed: {outcome.error} (last fetched {fetched})"
         else:
-            results.append(_web_health(store, digest, source))
+            detail = f"{outcome.articles} article{'' if outcome.articles == 1 else 's'}"
+            detail += f", {outcome.note}" if outcome.note else ""
+            detail += f" (last fetched {fetched})"
+        results.append(SourceHealth(source=label, ok=outcome.ok, detail=detail))
+    for source in digest.sources:
+        location = str(getattr(source, "url", None) or getattr(source, "path", ""))
+        if (source.type, location) not in reported:
+            results.append(SourceHealth(source=source.label or location, ok=None,
+                                        detail=f"not fetched yet (digest collect {name} reads it)"))
     return results
 
 
@@ -96,6 +84,6 @@ def digest_status(settings: Settings, store: Store, now: datetime) -> list[Diges
             counts={} if stored is None else store.delivery_counts(stored.id),
             approvals=tuple(store.approvals(name, states=("pending", "held", "approved"))),
             last_missed=store.last_missed_run(name),
-            sources=tuple(source_health(settings, store, digest)),
+            sources=tuple(source_health(store, digest, name)),
         ))
     return statuses

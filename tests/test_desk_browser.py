@@ -80,8 +80,8 @@ def test_log_in_preview_in_two_frames_read_the_checks_and_send_a_test(page: Page
     expect(checks.locator("#sjekk-sammendrag")).to_contain_text("1 advarsel")
     verdicts = {item.get_attribute("data-check"): item.get_attribute("data-verdict")
                 for item in checks.locator("li[data-check]").all()}
-    assert verdicts == {"articles": "ok", "size": "ok", "alt": "ok", "headings": "ok", "contrast": "ok",
-                        "unsubscribe": "warn", "links": "ok"}
+    assert verdicts == {"articles": "ok", "sources": "ok", "size": "ok", "alt": "ok", "headings": "ok",
+                        "contrast": "ok", "unsubscribe": "warn", "links": "ok"}
     expect(checks.locator('[data-check="unsubscribe"]')).to_contain_text("Gmail og Yahoo krever https")
     expect(checks.locator('[data-check="links"]')).to_contain_text("Alle svarer")
     expect(page.locator("#tekstversjon")).to_contain_text("KULTUR – 1. juli 2019")

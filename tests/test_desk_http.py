@@ -112,10 +112,11 @@ def test_preview_shows_subject_frames_text_and_checks(desk: Desk):
     assert 'id="forhandstekst">Også: KS arrangerer lederkonferanse' in text
     assert 'width="600"' in text and 'width="375"' in text
     assert "KULTUR – 1. juli 2019" in text  # the plain-text part
-    verdicts = {key: _check(text, key) for key in ("articles", "size", "alt", "headings", "contrast", "unsubscribe",
-                                                   "links")}
-    assert verdicts == {"articles": "ok", "size": "ok", "alt": "ok", "headings": "ok", "contrast": "ok",
-                        "unsubscribe": "warn", "links": "ok"}  # warn: base_url is http, one-click needs https
+    verdicts = {key: _check(text, key) for key in ("articles", "sources", "size", "alt", "headings", "contrast",
+                                                   "unsubscribe", "links")}
+    assert verdicts == {"articles": "ok", "sources": "ok", "size": "ok", "alt": "ok", "headings": "ok",
+                        "contrast": "ok", "unsubscribe": "warn", "links": "ok"}  # unsubscribe: http base_url
+    assert "Kilden ble hentet uten feil sist (" in text and "med 6 artikler i alt." in text
     assert "Alle svarer. Sjekket 8 adresser samtidig" in text
     # Every link of the e-mail was really asked for, once.
     assert len(desk.site.requests) == 8

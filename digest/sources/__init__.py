@@ -90,11 +90,12 @@ class Collection:
 
 
 def collect(settings: Settings, digest: DigestConfig, *, store: Store | None = None,
-            now: datetime | None = None) -> Collection:
+            now: datetime | None = None, digest_name: str | None = None) -> Collection:
     """Every article every source of the digest offers now, unfiltered, with a report per source.
 
-    With a store, web sources use conditional GET (an unchanged feed costs a 304) and undated items keep the time
-    they were first seen; without one, every fetch is full and undated items are dated `now`.
+    With a store, web sources use conditional GET (an unchanged feed costs a 304), undated items keep the time
+    they were first seen, and the reports are stored as the sources' last outcome (`digest status`, the desk);
+    without one, every fetch is full and undated items are dated `now`.
     """
     # Whole seconds: a first-seen time becomes a published date, and nobody needs its microseconds.
     now = (now or datetime.now(UTC)).replace(microsecond=0)
@@ -146,6 +147,10 @@ def collect(settings: Settings, digest: DigestConfig, *, store: Store | None = N
             log.info("source %s", report.describe())
         else:
             log.warning("source %s", report.describe())
+    # Keyed by the digest's name in schedule.yaml (found by identity unless the caller says it).
+    key = digest_name or next((known for known, config in settings.digests.items() if config is digest), None)
+    if store is not None and key is not None:
+        store.record_source_outcomes(key, ordered_reports, now)
     return Collection(
         articles=tuple(article for index in sorted(articles) for article in articles[index]),
         reports=ordered_reports,

@@ -15,6 +15,7 @@ from digest.store.ledger import CLAIM_LEASE, PENDING_STATES, Ledger, LedgerStore
 from digest.store.schedule import ApprovalRecord, ScheduleStore
 from digest.store.schema import metadata, subscribers
 from digest.store.signups import SignupStore
+from digest.store.sources import SourceOutcome, SourceOutcomeStore
 from digest.store.subscribers import ImportReport
 from digest.store.webcache import CachedResponse, WebCacheStore
 
@@ -26,6 +27,7 @@ __all__ = [
     "ImportReport",
     "Ledger",
     "LedgerUpdate",
+    "SourceOutcome",
     "Store",
     "StoredEdition",
     "metadata",
@@ -34,5 +36,5 @@ __all__ = [
 
 
 class Store(EditionStore, LedgerStore, ScheduleStore, SignupStore, BounceStore, GdprStore, WebCacheStore,
-            EditorStore, StoreBase):
+            SourceOutcomeStore, EditorStore, StoreBase):
     """All state of kulturdigest behind one SQLAlchemy URL (a SQLite file by default)."""

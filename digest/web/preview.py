@@ -22,10 +22,11 @@ from digest.checks import (
     check_contrast,
     check_headings,
     check_size,
+    check_sources,
     check_unsubscribe,
     links_in,
 )
-from digest.config import Settings
+from digest.config import DigestConfig, Settings
 from digest.errors import DigestError
 from digest.linkcheck import check_links
 from digest.message import EXAMPLE_ADDRESS, build_template, example_values, fill, fill_text, recipient_for
@@ -113,21 +114,22 @@ def build_preview(settings: Settings, store: Store, name: str, *, as_of: date | 
     try:
         prepared = prepare(settings, store, name, as_of=as_of, now=now)
     except DigestError as err:
-        return DeskPreview(**base, error=str(err))
+        return DeskPreview(**base, error=str(err), checks=(_sources_check(store, name, digest),))
     edition = prepared.edition
     previous = next(iter(store.sent_editions(name, before=edition.date, limit=1)), None)
     offered = None if edition.sent else [*edition.articles, *(exclusion.article for exclusion in prepared.excluded)]
     changes = changes_since(previous.edition if previous else None, edition, offered)
     skip = None if edition.sent else prepared.skip_reason
     articles_check = check_articles(edition, min_articles=digest.min_articles, skip_reason=skip)
+    sources_check = _sources_check(store, name, digest)
     if not edition.articles:
-        return DeskPreview(**base, prepared=prepared, checks=(articles_check,), changes=changes)
+        return DeskPreview(**base, prepared=prepared, checks=(articles_check, sources_check), changes=changes)
     try:
         rendered = render(settings, digest, edition)
         template = build_template(rendered, digest, now=now)
     except (DigestError, jinja2.TemplateError) as err:
         where = f" ({err.filename}:{err.lineno})" if isinstance(err, jinja2.TemplateSyntaxError) else ""
-        return DeskPreview(**base, prepared=prepared, changes=changes, checks=(articles_check,),
+        return DeskPreview(**base, prepared=prepared, changes=changes, checks=(articles_check, sources_check),
                            error=f"E-posten kunne ikke lages: {err}{where}")
     recipient = recipient_for(settings, name, digest, template, secret, subscriber_id=None, email=EXAMPLE_ADDRESS,
                               name="")
@@ -135,6 +137,7 @@ def build_preview(settings: Settings, store: Store, name: str, *, as_of: date | 
     html = fill(rendered.html, values)
     checks = [
         articles_check,
+        sources_check,
         check_size(html),
         check_alt_text(html),
         check_headings(html),
@@ -146,6 +149,12 @@ def build_preview(settings: Settings, store: Store, name: str, *, as_of: date | 
     return DeskPreview(**base, prepared=prepared, rendered=rendered, html=html,
                        text=fill_text(rendered.text, values), checks=tuple(checks),
                        links_checked=links is not None, changes=changes)
+
+
+def _sources_check(store: Store, name: str, digest: DigestConfig) -> Check:
+    # From the store, not from this preview's collection: a sent edition is not collected again, and `digest status`
+    # reads the same rows.
+    return check_sources(store.source_outcomes(name), tz=digest.timezone, locale=digest.locale)
 
 
 @dataclass
