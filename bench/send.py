@@ -39,10 +39,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from digest.app.editions import prepare  # noqa: E402
+from digest.app.sending import send_edition  # noqa: E402
 from digest.config import Settings, load_settings  # noqa: E402
 from digest.message import MessageTemplate, build_template, recipient_for  # noqa: E402
 from digest.models import RenderedEdition  # noqa: E402
-from digest.pipeline import prepare_edition, send_edition  # noqa: E402
 from digest.render import render  # noqa: E402
 from digest.store import Store  # noqa: E402
 from digest.transports import transport_from_url  # noqa: E402
@@ -141,7 +142,7 @@ class Edition:
 
 def kultur_edition(settings: Settings) -> Edition:
     store = Store.open("sqlite://")
-    edition = prepare_edition(settings, store, "kultur", as_of=AS_OF, now=datetime.now(UTC))
+    edition = prepare(settings, store, "kultur", as_of=AS_OF, now=datetime.now(UTC)).edition
     digest = settings.digest("kultur")
     rendered = render(settings, digest, edition)
     return Edition(settings, rendered, build_template(rendered, digest, now=datetime.now(UTC)))

@@ -1,113 +1,32 @@
-"""`digest …`: a thin Typer shell over the pipeline and the store. Errors become one line and exit code 1."""
+"""`digest …`: a thin Typer shell over the application layer (digest.app). Errors become one line and exit 1."""
 
 from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from digest.config import Settings, load_settings
+from digest.app.editions import prepare
+from digest.app.outcome import outcome_of
+from digest.app.sending import resume_message, send_edition, send_test, write_preview
+from digest.cli_app import STATE_WORDS, AsOf, _as_of, _local, _now, _settings, _store, app, err, out
+from digest.config import Settings
 from digest.errors import DigestError
 from digest.guards import check_send, over_smtp
 from digest.models import Article, SendReport
-from digest.pipeline import prepare, resume_message, send_edition, send_test, write_preview
 from digest.render import mjml_source, render
 from digest.sendview import SendView, summary_line
 from digest.signing import signer_from_env
-from digest.store import Store
 from digest.subscribers import read_subscriber_csv
 from digest.transports import transport_from_url
 
-EXAMPLES = """Examples:
-
-  digest collect kultur --explain
-
-  digest preview kultur --as-of 2019-07-01 --out preview.html
-
-  digest send kultur --as-of 2019-07-01 --dry-run
-
-  digest send kultur --to redaktor@example.org
-
-  digest subscribers import examples/subscribers.csv
-
-  digest subscribers list
-
-  digest subscribers export kari.nordmann@example.org
-
-  digest bounces ingest ~/Maildir/.bounces
-
-  digest serve --port 8000
-
-  digest editors add kari
-
-  digest run                      (or: digest run --once, from cron)
-
-  digest status
-
-  digest approve kultur
-"""
-
-app = typer.Typer(
-    help="kulturdigest: build digest e-mails of culture news and send them to subscribers.",
-    epilog=EXAMPLES,
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
 subscribers_app = typer.Typer(help="Manage subscribers.\n\nExample: digest subscribers import list.csv",
                               no_args_is_help=True)
 app.add_typer(subscribers_app, name="subscribers")
-
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
-
-
-class State:
-    config: Path = Path("schedule.yaml")
-
-
-def _settings() -> Settings:
-    return load_settings(State.config)
-
-
-def _store(settings: Settings) -> Store:
-    url = settings.state
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-        # A relative SQLite path is read from the config's folder, not from wherever the command runs.
-        url = f"sqlite:///{settings.resolve(url.removeprefix('sqlite:///'))}"
-    return Store.open(url)
-
-
-def _as_of(value: str | None) -> date | datetime | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value) if len(value) == 10 else datetime.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD) or date and time (YYYY-MM-DDTHH:MM)",
-                                 param_hint="--as-of") from None
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-AsOf = Annotated[str | None, typer.Option("--as-of", help="Build the edition that goes out on this date "
-                                           "(YYYY-MM-DD, Europe/Oslo), e.g. 2019-07-01.")]
-
-
-@app.callback()
-def main_options(
-    config: Annotated[Path, typer.Option("--config", "-c", help="The schedule file.", envvar="DIGEST_CONFIG")]
-    = Path("schedule.yaml"),
-) -> None:
-    State.config = config
 
 
 @app.command()
@@ -131,7 +50,7 @@ def preview(
     prepared = prepare(settings, store, name, as_of=_as_of(as_of), now=_now())
     _warn_sources(prepared.source_problems)
     edition = prepared.edition
-    if prepared.skip_reason and not edition.sent:
+    if prepared.skip_reason and not prepared.stored:
         out.print(prepared.skip_reason)
         if open_browser:
             _open_preview(settings, name, as_of, None)
@@ -146,7 +65,7 @@ def preview(
     if mjml_file is not None:
         _write_text(mjml_file, mjml_source(settings, settings.digest(name), edition))
         err.print(f"MJML source in {mjml_file}", markup=False, highlight=False)
-    state = "as sent" if edition.sent else "not sent yet"
+    state = STATE_WORDS.get(prepared.state, prepared.state)
     err.print(f"{name} {edition.key}: {len(edition.articles)} articles, {rendered.html_bytes / 1024:.0f} KB "
               f"HTML ({state}); text part in {txt_path}")
     print(html_path)
@@ -189,10 +108,15 @@ def send(
     as_of: AsOf = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Build and count every message; send nothing.")]
     = False,
-    to: Annotated[str | None, typer.Option("--to", help="Send one test copy to this address; record nothing.")]
-    = None,
+    to: Annotated[str | None, typer.Option("--to", help="Send one [TEST] copy of the stored edition to this "
+                                          "address; record no delivery.")] = None,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Also try again the subscribers a server "
+                                               "refused (5xx) in an earlier run.")] = False,
 ) -> None:
     """Send the edition to every subscriber who has not had it yet. Running it again sends nothing twice.
+
+    Exit code 0 when everyone in the audience has the edition, 2 when some were sent and some still lack it, 1 when
+    none were sent and some lack it; the last line says why.
 
     Example: digest send kultur --as-of 2019-07-01
     """
@@ -204,12 +128,13 @@ def send(
     else:
         with SendView(err, description="Building" if dry_run else "Sending") as view:
             report = send_edition(settings, store, transport, name, as_of=_as_of(as_of), now=_now(),
-                                  dry_run=dry_run, progress=view.progress, notice=view.notice)
+                                  dry_run=dry_run, progress=view.progress, notice=view.notice,
+                                  retry_failed=retry_failed)
     _print_report(report, test_copy=bool(to))
-    if report.refused:
-        raise typer.Exit(1)
-    if report.failed or report.deferred or report.bounced or report.paused:
-        raise typer.Exit(2 if report.sent else 1)
+    outcome = outcome_of(report)
+    if outcome.exit_code:
+        out.print(outcome.reason, markup=False, highlight=False)  # the last line says why
+        raise typer.Exit(outcome.exit_code)
 
 
 def _warn_sources(problems: list[str]) -> None:
@@ -222,9 +147,8 @@ def _print_report(report: SendReport, *, test_copy: bool) -> None:
     _warn_sources(report.source_problems)
     for line in report.guards:
         err.print(line, markup=False, highlight=False)
-    if report.refused:
-        out.print(f"Nothing was sent: {report.digest} {report.edition_key} is refused (see sending.require).")
-        return
+    if report.guard_refused:
+        return  # the outcome's last line says so
     if report.articles == 0:
         out.print(report.problems[0] if report.problems else "Nothing to send.")
         return
@@ -249,18 +173,13 @@ def _print_report(report: SendReport, *, test_copy: bool) -> None:
         out.print(resume_message(report))
     if report.sent:
         out.print(summary_line(report))
-    if report.paused:
-        out.print(f"Stopped early: {report.paused}. {report.remaining} subscribers still wait for this edition; "
-                  f"run `digest send {report.digest}` again to continue.")
-    elif report.remaining:
-        out.print(f"{report.remaining} deferred subscribers still wait for this edition; the next "
-                  f"`digest send {report.digest}` retries them.")
     if report.sent:
         out.print(f"Messages: {report.destination}")
-    elif not (report.failed or report.deferred or report.bounced or report.paused or report.remaining):
-        out.print("Every subscriber already has this edition; nothing new was sent.")
     for problem in report.problems[:20]:
         err.print(f"  {problem}")
+    outcome = outcome_of(report)
+    if outcome.ok and not report.sent:
+        out.print(outcome.reason)
 
 
 @app.command("collect")
@@ -290,7 +209,7 @@ def collect_command(
                           f"{_local(article.published, tz)}]: {exclusion.detail}", markup=False, highlight=False)
         return
 
-    state = "already sent" if edition.sent else "not sent yet"
+    state = STATE_WORDS.get(prepared.state, prepared.state)
     out.print(f"{name} {edition.key} ({state}): {len(edition.articles)} articles, window "
               f"{_local(edition.since, tz)} – {_local(edition.until, tz)}", markup=False, highlight=False)
     if edition.articles:
@@ -298,8 +217,11 @@ def collect_command(
         for article in edition.articles:
             table.add_row(_local(article.published, tz), article.source, article.title)
         out.print(table)
-    if prepared.skip_reason and not edition.sent:
+    if prepared.skip_reason and not prepared.stored:
         out.print(prepared.skip_reason, markup=False, highlight=False)
+    if prepared.state in ("draft", "approved", "held"):
+        out.print(f"This is the stored draft; `digest edition refresh {name} {edition.key}` collects it again.",
+                  markup=False, highlight=False)
     if prepared.reports:
         out.print("Sources:")
         for report in prepared.reports:
@@ -326,8 +248,6 @@ def _article_json(article: Article) -> dict[str, str | None]:
     }
 
 
-def _local(moment: datetime, tz: tzinfo) -> str:
-    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M")
 
 
 @subscribers_app.command("import")
@@ -536,12 +456,14 @@ def serve(
     Example: digest serve --port 8000
     """
     from digest.web import create_app
+    from digest.web.server import listen
     from digest.web.server import serve as run_server
 
     settings = _settings()
+    listener = listen(host, port)  # a bad port or host, or a port in use: one line, before "Serving on"
     store = _store(settings)
     err.print(f"Serving on http://{host}:{port} (links in e-mails point to {settings.public_url})")
-    run_server(create_app(settings, store), host=host, port=port)
+    run_server(create_app(settings, store), host=host, port=port, listener=listener)
 
 
 def main() -> None:
@@ -565,5 +487,5 @@ def main() -> None:
         raise
 
 
-# The operations commands (run, status, approve, hold) live in their own module and register themselves on `app`.
-from digest import cli_ops  # noqa: E402, F401
+# The operations and edition commands live in their own modules and register themselves on `app`.
+from digest import cli_editions, cli_ops  # noqa: E402, F401

@@ -10,9 +10,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from digest.cli import _now, _settings, _store, app, out
+from digest.app.runs import Runtime, approve, hold
+from digest.cli_app import _now, _settings, _store, app, out
 from digest.events import configure_logging
-from digest.scheduler import Runtime, approve, hold, serve
+from digest.scheduler import serve
 from digest.status import digest_status, format_moment
 
 
@@ -65,6 +66,15 @@ def status() -> None:
             table.add_row("Last edition", f"{item.last_edition}: sent {c.get('sent', 0)}, deferred "
                           f"{c.get('deferred', 0)}, failed {c.get('failed', 0)}"
                           + (f", not yet sent {queued}" if queued else ""))
+        if item.stop_reason:
+            table.add_row("Stopped", f"{item.stop_reason} (`digest send {item.name} --as-of {item.last_edition}` "
+                          "continues)")
+        if item.refused:
+            table.add_row("Refused", f"{item.refused} subscriber{'' if item.refused == 1 else 's'} refused by the "
+                          f"server (5xx): `digest send {item.name} --as-of {item.last_edition} --retry-failed`")
+        for key, state, articles in item.drafts:
+            table.add_row("Draft", f"{key} {state}, {articles} article{'' if articles == 1 else 's'}  "
+                          f"(digest edition show {item.name} {key})")
         if item.last_missed is not None:
             table.add_row("Last missed run", item.local(item.last_missed))
         for record in item.approvals:
@@ -97,10 +107,11 @@ def approve_command(
     record, outcome = approve(Runtime(settings=settings, store=store), name, edition)
     stored = store.find_edition(name, record.key)
     counts = store.delivery_counts(stored.id) if stored is not None else {}
-    out.print(f"{name} {record.key} approved; {outcome.replace('_', ' ')}: sent {counts.get('sent', 0)}, "
+    out.print(f"{name} {record.key} approved; {outcome.kind.replace('_', ' ')}: sent {counts.get('sent', 0)}, "
               f"deferred {counts.get('deferred', 0)}, failed {counts.get('failed', 0)}.")
-    if outcome == "failed":
-        raise typer.Exit(1)
+    if outcome.exit_code:
+        out.print(outcome.reason, markup=False, highlight=False)
+        raise typer.Exit(outcome.exit_code)
 
 
 @app.command("hold")

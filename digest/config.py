@@ -23,6 +23,7 @@ from pydantic import (
     field_validator,
 )
 
+from digest import yamlfile
 from digest.errors import ConfigError
 
 DEFAULT_DB_URL = "sqlite:///digest.db"
@@ -104,6 +105,31 @@ def _css_selector(value: str) -> str:
     return value
 
 
+def _transport_url(value: str) -> str:
+    """The transport URL's syntax, checked at start (what it connects to is the transport's business at send time)."""
+    from urllib.parse import urlsplit
+
+    _no_newlines(value)
+    scheme = value.partition(":")[0]
+    if scheme == "outbox":
+        return value
+    if scheme not in {"smtp", "smtp+starttls", "smtps"}:
+        raise ValueError(f"unknown transport {value!r} (use outbox:DIR or smtp://user@host:587)")
+    try:
+        parts = urlsplit(value)
+    except ValueError as err:  # an unbalanced IPv6 bracket: smtp://[::1:25
+        raise ValueError(f"{value!r} is not a URL we can read ({err})") from None
+    try:
+        parts.port  # noqa: B018 (urllib checks the port only when asked)
+    except ValueError:
+        raise ValueError(f"{value!r}: the port must be a number from 1 to 65535") from None
+    if parts.port == 0:
+        raise ValueError(f"{value!r}: the port must be a number from 1 to 65535")
+    if not parts.hostname:
+        raise ValueError(f"{value!r} names no host (e.g. smtp://user@mail.example.org:587)")
+    return value
+
+
 WebUrl = Annotated[str, AfterValidator(_web_url)]
 CssSelector = Annotated[str, Field(min_length=1), AfterValidator(_css_selector)]
 
@@ -182,7 +208,7 @@ class Schedule(_Strict):
     def _five_fields(cls, value: str) -> str:
         if len(value.split()) != 5:
             raise ValueError(f"{value!r} is not a cron expression of five fields (minute hour day month weekday)")
-        from digest.scheduler import cron_trigger
+        from digest.cron import cron_trigger
 
         cron_trigger(value, "UTC")  # the time zone is checked on its own; here only the expression matters
         return value
@@ -216,6 +242,12 @@ class Logo(_Strict):
     width: int = Field(default=160, ge=16, le=552)  # 552 px: the content width inside the masthead's padding
 
 
+class ContentOptions(_Strict):
+    """`content: {strict: true}`: a bad content file stops the edition instead of being left out with a warning."""
+
+    strict: bool = False
+
+
 class DigestConfig(_Strict):
     title: SingleLine
     description: str | None = None
@@ -235,6 +267,7 @@ class DigestConfig(_Strict):
     locale: str = "nb_NO"
     segment: SegmentConfig | None = None
     approval: Approval | None = None
+    content: ContentOptions = Field(default_factory=ContentOptions)
     # Who gets the preview of an edition that waits for approval. Validated after `approval`, which it depends on.
     editors: list[Address] = Field(default_factory=list, validate_default=True)
     logo: Logo | None = None
@@ -293,7 +326,7 @@ class Settings(_Strict):
     """The whole file, after the environment has had its say."""
 
     state: str = DEFAULT_DB_URL
-    transport: str = DEFAULT_TRANSPORT
+    transport: Annotated[str, AfterValidator(_transport_url)] = DEFAULT_TRANSPORT
     base_url: HttpUrl = Field(default=HttpUrl(DEFAULT_BASE_URL))
     digests: dict[str, DigestConfig] = Field(min_length=1)
     sending: Sending = Field(default_factory=Sending)
@@ -334,13 +367,15 @@ def load_settings(path: str | Path, environ: dict[str, str] | None = None) -> Se
         raise ConfigError(f"cannot read: {err}", path=path) from err
 
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = yamlfile.compose(text)
+        data = yamlfile.load(text)  # a key written twice is an error here, not a silent "last one wins"
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         problem = getattr(err, "problem", None) or str(err)
         raise ConfigError(f"invalid YAML: {problem}", path=path, line=line) from None
+    except RecursionError:
+        raise ConfigError("invalid YAML: nested too deeply", path=path) from None
     if not isinstance(data, dict):
         raise ConfigError("expected a mapping with a 'digests:' key", path=path, line=1)
 
@@ -366,6 +401,9 @@ def load_settings(path: str | Path, environ: dict[str, str] | None = None) -> Se
             message = f"unknown {ctx.get('discriminator')} {ctx.get('tag')!r} (known: {ctx.get('expected_tags')})"
         elif first["type"] == "union_tag_not_found":
             message = f"required key {first.get('ctx', {}).get('discriminator')} is missing"
+        if loc and loc[0] in overrides and env.get(overrides[str(loc[0])]):
+            # The value came from the environment, not from the file: name the variable the user has to fix.
+            raise ConfigError(message, path=overrides[str(loc[0])], key=key) from None
         line = _line_of(node, loc, env_overridden={k for k, v in overrides.items() if env.get(v)})
         raise ConfigError(message, path=path, line=line, key=key) from None
     return settings.model_copy(update={"root": path.resolve().parent})

@@ -29,11 +29,30 @@ class ConfigError(DigestError, ValueError):
 class ContentError(DigestError, ValueError):
     """A content file (Markdown + front matter) is missing a field or has a wrong one."""
 
-    def __init__(self, message: str, *, path: Path | str, field: str | None = None) -> None:
+    def __init__(self, message: str, *, path: Path | str, field: str | None = None,
+                 line: int | None = None) -> None:
         self.path = str(path)
         self.field = field
-        where = f"{self.path}: field '{field}'" if field else self.path
+        self.line = line
+        self.problem = message
+        where = self.path if line is None else f"{self.path}:{line}"
+        if field:
+            where += f": field '{field}'"
         super().__init__(f"{where}: {message}")
+
+
+class ContentProblems(ContentError):
+    """Several content files are bad (or one is); each problem names its file, line and field."""
+
+    def __init__(self, problems: list[ContentError]) -> None:
+        first = problems[0]
+        self.problems = problems
+        super().__init__(first.problem, path=first.path, field=first.field, line=first.line)
+        count = f"{len(problems)} content files have problems: " if len(problems) > 1 else ""
+        self.args = (count + "; ".join(str(problem) for problem in problems),)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 class RenderError(DigestError):
@@ -116,3 +135,23 @@ class AllSourcesFailed(DigestError):
         self.digest = digest
         self.problems = problems
         super().__init__(f"every source of '{digest}' failed, nothing was sent: " + "; ".join(problems))
+
+
+class DraftError(DigestError):
+    """A change to a stored edition cannot be made. `reason` says why in one word, for the desk to word it:
+    not_found, frozen (a send has started), unknown_article, too_few, too_long, conflict (changed meanwhile)."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
+class NotApproved(DigestError):
+    """A digest with an approval rule was asked to send an edition no editor (or auto_after) has approved."""
+
+    def __init__(self, digest: str, key: str, state: str) -> None:
+        self.digest = digest
+        self.key = key
+        self.state = state
+        words = {"draft": "waits for approval", "held": "is held", "expired": "expired without approval"}
+        super().__init__(f"{digest} {key} {words.get(state, state)}; `digest approve {digest} {key}` sends it")

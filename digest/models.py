@@ -58,6 +58,40 @@ class Edition:
     until: datetime
     articles: tuple[Article, ...]
     sent: bool = False
+    # Frozen with the draft (None: worked out from the articles when rendered, as for editions sent before drafts).
+    subject: str | None = None
+    preheader: str | None = None
+    introduction: str = ""  # the editors' own words above the articles, plain text
+
+
+@dataclass(frozen=True, kw_only=True)
+class Draft:
+    """An edition as stored before it is sent: made once for its scheduled run, changed only by editors or a refresh.
+
+    Everything afterwards (preview, test copies, approval, send, resume) reads this record, so what an editor saw
+    and approved is what goes out.
+    """
+
+    edition: Edition
+    revision: int                  # grows with every change; an approval is of one revision
+    scheduled_for: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    stop_reason: str | None = None  # why the last send of it stopped before everyone had it
+    # When its articles were chosen from the sources (made or refreshed): what is first seen later belongs to the
+    # next edition.
+    collected_at: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class DraftChange:
+    """One entry in a draft's history: who did what, when."""
+
+    revision: int
+    at: datetime
+    editor: str
+    action: str   # made | refreshed | dropped | moved | introduction | approved | held
+    detail: str   # a sentence for the desk (Norwegian)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -119,11 +153,15 @@ class SendReport:
     in_flight_at_start: int = 0   # of those, being sent when an earlier run stopped (may get a second copy)
     resumed: bool = False
     remaining: int = 0            # still without the edition when this run ended (sent by the next `digest send`)
+    left: int = 0                 # left (unsubscribed, bounced, complained, forgotten) during the run: not mailed
     paused: str | None = None     # why the run stopped early (e.g. too many connection failures in a row)
     elapsed: float = 0.0          # seconds spent sending
     message_bytes: int = 0        # bytes of all messages built (a dry run's measure of the work)
+    # Subscribers still with us whom a server refused with 5xx, in this run or an earlier one: they do not have
+    # the edition, and `digest send NAME --as-of KEY --retry-failed` tries them again.
+    refused: int = 0
     # Sources that failed while collecting this edition (it went out without them).
     source_problems: list[str] = field(default_factory=list)
-    # The send-time guards' lines (digest/guards.py); `refused`: one of them is required, so nothing was sent.
+    # The send-time guards' lines (digest/guards.py); `guard_refused`: one is required, so nothing was sent.
     guards: list[str] = field(default_factory=list)
-    refused: bool = False
+    guard_refused: bool = False

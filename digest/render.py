@@ -111,10 +111,17 @@ def view_url(settings: Settings, edition: Edition) -> str:
     return f"{settings.public_url}/arkiv/{edition.digest}/{edition.key}"
 
 
+def introduction_paragraphs(text: str) -> list[str]:
+    """The editors' introduction as paragraphs (a blank line between them), each a plain text."""
+    return [" ".join(block.split()) for block in re.split(r"\n\s*\n", text) if block.strip()]
+
+
 def template_context(settings: Settings, digest: DigestConfig, edition: Edition) -> dict[str, object]:
     return {
-        "subject": subject_line(edition, digest),
-        "preheader": preheader(edition),
+        # A stored draft froze its subject and preheader; editions from before drafts work them out here.
+        "subject": edition.subject or subject_line(edition, digest),
+        "preheader": edition.preheader or preheader(edition),
+        "introduction": introduction_paragraphs(edition.introduction),
         "title": digest.title,
         "intro": digest.description or "Her er de siste artiklene.",
         "edition_date": nb_date(edition.date, digest.locale),

@@ -66,13 +66,16 @@ def select_explained(
     min_articles: int = 1,
     first_seen: Mapping[str, datetime] | None = None,
     max_age_days: int = 14,
+    previous_collected_at: datetime | None = None,
 ) -> Selection:
     """The edition's articles, and every article left out with the reason.
 
     An article is eligible when it was never sent, is not dated after `until`, and either was published after the
     previous edition's cut-off (`previous_until`) or was first seen after it (`first_seen`, by URL) while being at
     most `max_age_days` older than `until`. Without a previous edition, the window reaches back `first_window_days`.
-    Without `first_seen`, only the publication date counts.
+    Without `first_seen`, only the publication date counts. `previous_collected_at` is when the previous edition's
+    articles were chosen (its draft was made or refreshed), which may be before its cut-off: what was first seen
+    after that moment was never on offer to it, so it counts as new here.
 
     An article sent in an earlier edition never returns (same canonical URL, or the same title from the same site).
     The same story from two sources appears once: the newest version stays.
@@ -103,7 +106,7 @@ def select_explained(
         elif article.published < oldest:
             leave_out(article, TOO_OLD, f"older than max_age_days ({max_age_days}): published before "
                                         f"{_when(oldest, tz)}")
-        elif first is None or first <= previous_until:
+        elif first is None or first <= min(previous_until, previous_collected_at or previous_until):
             cut_off = _when(previous_until, tz)
             leave_out(article, SEEN_BEFORE,
                       f"published before the previous edition's cut-off ({cut_off}) and never seen after it"

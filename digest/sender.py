@@ -12,6 +12,13 @@ Ledger moves: queued → sending (a connection is on it) → sent | deferred (4x
 retried with backoff on another connection, and left for the next run after `max_attempts`) | failed (5xx, with
 code and text; "no such user" also marks the subscriber bounced). A job whose connection could not be opened goes
 back to queued untried.
+
+A leave takes effect at once. The batch read from the store is only a list of candidates: a job goes to a
+connection only once the store has claimed it (Ledger.claim), in the commit made before the job is handed over, and
+the claim finds the subscriber still active, still receiving the digest and not suppressed. So whoever unsubscribed,
+bounced, complained or was forgotten before that commit gets nothing; the job is skipped, its row stays as it was
+(out of every count of who still waits) and the next candidate takes its place. A job handed over in reserve
+starts at the latest when its connection's current message is done.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from digest.config import Sending
 from digest.consent import mask
 from digest.models import SendReport
 from digest.ratelimit import RateLimiter
-from digest.store import LedgerUpdate, Store
+from digest.store import Ledger, LedgerUpdate, Store
 from digest.transports import Envelope, Transport
 from digest.transports.pool import ConnectionPool, Job, Result
 
@@ -42,6 +49,7 @@ Notice = Callable[[str], None]
 class _Tally:
     done: int = 0
     consecutive_failures: int = 0
+    left: int = 0  # skipped: the subscriber left after the batch was read
     last_failure: str = ""
     problems: list[str] = field(default_factory=list)
 
@@ -113,19 +121,18 @@ class Sender:
                     stopping = self._interrupted(stopping, report)
                 now = self.clock()
                 limited_until: float | None = None
-                if not stopping:
+                handed: list[tuple[int, Job]] = []
+                # One commit for every outcome that came in and every job handed to a connection now; each job is
+                # claimed in it (see Ledger.claim), so whoever left before this commit is skipped, never mailed.
+                with ledger.transaction(writes) as claims:
                     # Idle connections first, then a reserve job for each busy one.
-                    open_slots = sorted((len(queues[w]), w) for w in workers
-                                        if len(queues[w]) < pool.depth and ready_at[w] <= now)
+                    open_slots = [] if stopping else sorted((len(queues[w]), w) for w in workers
+                                                            if len(queues[w]) < pool.depth and ready_at[w] <= now)
                     for position, (queued, worker) in enumerate(open_slots):
                         others = position + 1 < len(open_slots)
                         job = self._next_job(worker, now, retries, fresh, others)
-                        if job is None:
-                            if others:
-                                continue
-                            break
-                        wait = limiter.wait(now)
-                        if wait is not None:
+                        wait = None if job is None else limiter.wait(now)
+                        if job is not None and wait is not None:
                             self._put_back(job, now, retries, order, fresh)
                             limited_until = now + wait.seconds
                             # A relay's window can hold a run for an hour: say so. Per-second pacing is the rate.
@@ -135,19 +142,24 @@ class Sender:
                                 self.notice(f"Rate limit of {wait.limit} reached: waiting "
                                             f"{_human(wait.seconds)} (until {until:%H:%M:%S}).")
                             break
+                        # A reserve job stays as it is until its connection starts on it (then "sending" below).
+                        job = self._claimed(claims, job, worker, now, retries, fresh, others, not queued, tally)
+                        if job is None:
+                            if others:
+                                continue
+                            break
                         announced_wait = None
                         limiter.take(now)
                         queues[worker].append(job)
-                        if not queued:
-                            writes.append(LedgerUpdate(job.subscriber_id, "sending"))
-                        pool.submit(worker, job)
-                if writes:
-                    # One commit for every outcome that came in and every job that starts. Meanwhile the
-                    # connections build and transmit their next messages; each sends its final dot only once the
-                    # outcome of its previous message is committed (see CommitGates).
-                    ledger.record(writes)
+                        handed.append((worker, job))
+                # Only now may the connections go on: the jobs start, and each connection sends the final dot of
+                # a message only once the outcome of its previous one is committed (see CommitGates). Meanwhile
+                # they build and transmit their next messages.
+                if outcomes:
                     pool.gates.committed(outcomes)
-                    writes, outcomes = [], {}
+                writes, outcomes = [], {}
+                for worker, job in handed:
+                    pool.submit(worker, job)
                 try:
                     pool.run_inline()
                 except KeyboardInterrupt:
@@ -207,6 +219,7 @@ class Sender:
             ledger.record(writes)
         report.elapsed = self.clock() - started
         report.problems.extend(tally.problems)
+        report.left += tally.left
         return report
 
     # -- choosing the next job -----------------------------------------------------------------------------------
@@ -225,6 +238,22 @@ class Sender:
                 return job
             return heapq.heappop(retries)[2]
         return fresh.next()
+
+    def _claimed(self, claims: Ledger, job: Job | None, worker: int, now: float,
+                 retries: list[tuple[float, int, Job]], fresh: _FreshJobs, others_ready: bool, start: bool,
+                 tally: _Tally) -> Job | None:
+        """`job`, or the next one after it, whose subscriber still receives the edition (claimed for `worker`).
+
+        Whoever left since the batch was read (unsubscribed, bounced, complained, forgotten) is skipped: their
+        row stays as it is, out of every count of who still waits, and they get no message.
+        """
+        while job is not None:
+            if claims.claim(job.subscriber_id, job.email, start=start):
+                return job
+            tally.done += 1
+            tally.left += 1
+            job = self._next_job(worker, now, retries, fresh, others_ready)
+        return None
 
     def _interrupted(self, stopping: bool, report: SendReport) -> bool:
         """Ctrl-C: finish what is in flight, record it, and stop; a second Ctrl-C stops at once."""

@@ -73,7 +73,7 @@ def request_confirmation(settings: Settings, store: Store, transport: Transport,
         try:
             with transport:
                 transport.send(confirmation_message(settings, secret, result.pending_id, signup, now=now))
-        except DigestError:
+        except (DigestError, ValueError):  # ValueError: a header the email package refuses; nothing stays pending
             store.discard_pending_signup(result.pending_id)
             raise
     return result
@@ -107,7 +107,7 @@ def import_asking_for_confirmation(settings: Settings, store: Store, transport: 
             if result.send:
                 try:
                     transport.send(confirmation_message(settings, secret, result.pending_id, signup, now=now))
-                except SendError as err:
+                except (SendError, ValueError) as err:  # ValueError: a header the email package refuses
                     store.discard_pending_signup(result.pending_id)
                     report.problems.append(f"{mask(email)}: {err}")
                     continue

@@ -9,9 +9,10 @@ from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
 
+from digest.app.editions import approval_state
 from digest.config import DigestConfig, Settings
-from digest.scheduler import format_duration, next_run
-from digest.store import ApprovalRecord, Store
+from digest.cron import format_duration, next_run
+from digest.store import ApprovalRecord, Store, StoredEdition
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,6 +35,10 @@ class DigestStatus:
     approvals: tuple[ApprovalRecord, ...]
     last_missed: datetime | None
     sources: tuple[SourceHealth, ...]
+    # The stored drafts no send has started yet (key, state, articles), and why the last edition is not out.
+    drafts: tuple[tuple[str, str, int], ...] = ()
+    refused: int = 0
+    stop_reason: str | None = None
 
     def local(self, moment: datetime | None) -> str:
         return "—" if moment is None else format_moment(moment, self.timezone, self.locale)
@@ -69,6 +74,13 @@ def source_health(store: Store, digest: DigestConfig, name: str) -> list[SourceH
     return results
 
 
+def _stop_reason(store: Store, name: str, stored: StoredEdition | None) -> str | None:
+    if stored is None:
+        return None
+    draft = store.draft(name, stored.edition.key)
+    return None if draft is None else draft.stop_reason
+
+
 def digest_status(settings: Settings, store: Store, now: datetime) -> list[DigestStatus]:
     statuses = []
     for name, digest in settings.digests.items():
@@ -85,5 +97,9 @@ def digest_status(settings: Settings, store: Store, now: datetime) -> list[Diges
             approvals=tuple(store.approvals(name, states=("pending", "held", "approved"))),
             last_missed=store.last_missed_run(name),
             sources=tuple(source_health(store, digest, name)),
+            drafts=tuple((draft.edition.key, approval_state(store.approval(name, draft.edition.key)),
+                          len(draft.edition.articles)) for draft in store.unsent_drafts(name)),
+            refused=0 if stored is None else store.refused_count(stored.id),
+            stop_reason=_stop_reason(store, name, stored),
         ))
     return statuses

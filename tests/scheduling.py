@@ -62,3 +62,8 @@ def start_digest(project: Path, smtp_url: str, *args: str) -> subprocess.Popen[s
     """`digest ARGS…` as its own process (the way cron and systemd start it), output captured."""
     return subprocess.Popen([sys.executable, "-m", "digest", *args], cwd=project, env=digest_env(project, smtp_url),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def kinds(outcomes: list[Any]) -> list[str]:
+    """The kinds of a run's outcomes (digest.app.outcome.Outcome), e.g. ["sent"]."""
+    return [outcome.kind for outcome in outcomes]

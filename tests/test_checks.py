@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from digest.app.editions import prepare
 from digest.checks import (
     GMAIL_CLIP_BYTES,
     check_alt_text,
@@ -21,7 +22,6 @@ from digest.config import load_settings
 from digest.linkcheck import check_links, probe_all
 from digest.message import build_template, recipient_for
 from digest.models import Article, Edition
-from digest.pipeline import prepare
 from digest.render import render
 from digest.store import Store
 from tests.conftest import REPO

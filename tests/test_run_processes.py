@@ -119,7 +119,8 @@ def test_sigterm_during_a_send_then_restart_loses_and_doubles_nothing(project, s
     wait_for(lambda: len(slow_smtp.received) >= 5)
     first.send_signal(stop)
     _, stderr = first.communicate(timeout=30)
-    assert first.returncode == 0, stderr
+    # The scheduler stops cleanly (0); a `--once` run stopped mid-send says that some still wait (2: some sent).
+    assert first.returncode == (0 if mode == "daemon" else 2), stderr
     assert "edition_interrupted" in stderr and "Traceback" not in stderr
 
     interrupted = ledger(project, key)

@@ -120,7 +120,7 @@ def test_a_server_that_never_answers_times_out_and_the_recipient_waits_for_the_n
         first = run_cli("send", "kultur", "--as-of", AS_OF)
         assert first.exit_code == 2
         assert "sent 2, deferred 1, failed 0." in first.stdout
-        assert "1 deferred subscribers still wait for this edition" in first.stdout
+        assert "1 deferred subscriber still waits for this edition" in first.stdout
         assert "timed out" in first.stderr
         state, attempts, code, _ = ledger(project)["person000@example.org"]
         assert (state, attempts, code) == ("deferred", 2, None)

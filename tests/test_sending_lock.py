@@ -19,11 +19,11 @@ def test_a_send_while_another_process_holds_the_edition_leaves_it_alone(project,
         import sys, time
         from datetime import UTC, date, datetime
         from digest.config import load_settings
-        from digest.pipeline import prepare_edition
+        from digest.app.editions import prepare
         from digest.store import Store
         settings = load_settings("schedule.yaml")
         store = Store.open("sqlite:///{project}/digest.db")
-        edition = prepare_edition(settings, store, "kultur", as_of=date(2019, 7, 1), now=datetime.now(UTC))
+        edition = prepare(settings, store, "kultur", as_of=date(2019, 7, 1), now=datetime.now(UTC)).edition
         stored, _ = store.create_edition(edition)
         with store.sending_lock(stored.id) as ours:
             assert ours

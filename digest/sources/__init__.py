@@ -11,15 +11,17 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
+from time import monotonic
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from digest.config import DigestConfig, FeedSource, PageSource, Settings
-from digest.errors import SourceError
+from digest.errors import ContentError, ContentProblems, SourceError
 from digest.models import Article
 from digest.sources.feeds import parse_feed
 from digest.sources.fetch import Fetched, FetchRequest, fetch_all, user_agent
-from digest.sources.files import load_articles
+from digest.sources.files import read_articles
+from digest.sources.isolate import run_isolated, warm_up
 from digest.sources.normalise import Item, Parsed
 from digest.sources.pages import parse_page
 
@@ -101,18 +103,24 @@ def collect(settings: Settings, digest: DigestConfig, *, store: Store | None = N
     now = (now or datetime.now(UTC)).replace(microsecond=0)
     tz = digest.timezone
     reports: dict[int, SourceReport] = {}
+    extra_reports: dict[int, list[SourceReport]] = {}
     articles: dict[int, list[Article]] = {}
     web: list[tuple[int, WebSource]] = []
     for index, source in enumerate(digest.sources):
         if isinstance(source, FeedSource | PageSource):
             web.append((index, source))
             continue
-        # Content files are the editors' own: a broken one is an error to fix now, not a source to skip.
         folder: Path = settings.resolve(source.path)
-        found = load_articles(folder, label=source.label or source.path)
+        found, problems = read_articles(folder, label=source.label or source.path)
+        if problems and digest.content.strict:
+            # `content: {strict: true}`: the editors want a broken file fixed before anything goes out.
+            raise ContentProblems(problems)
         articles[index] = found
+        note = f"{len(problems)} bad file{'' if len(problems) == 1 else 's'} left out" if problems else None
         reports[index] = SourceReport(name=source.label or source.path, kind="files", location=source.path,
-                                      articles=len(found))
+                                      articles=len(found), note=note)
+        # Each bad file is a failure of its own, reported like a web source's: named, with its line and field.
+        extra_reports[index] = [_bad_file(source.label or source.path, settings, problem) for problem in problems]
 
     undated: dict[int, list[Item]] = {}
     labels: dict[int, str] = {}
@@ -141,7 +149,8 @@ def collect(settings: Settings, digest: DigestConfig, *, store: Store | None = N
         articles[index].extend(
             _article(replace(item, published=seen[item.url]), labels[index], tz) for item in items)
 
-    ordered_reports = tuple(reports[index] for index in sorted(reports))
+    ordered_reports = tuple(report for index in sorted(reports)
+                            for report in (reports[index], *extra_reports.get(index, ())))
     for report in ordered_reports:
         if report.ok:
             log.info("source %s", report.describe())
@@ -156,6 +165,17 @@ def collect(settings: Settings, digest: DigestConfig, *, store: Store | None = N
         reports=ordered_reports,
         first_seen=seen,
     )
+
+
+def _bad_file(label: str, settings: Settings, problem: ContentError) -> SourceReport:
+    path = Path(problem.path)
+    try:
+        shown = str(path.resolve().relative_to(settings.root.resolve()))
+    except ValueError:
+        shown = str(path)
+    where = shown if problem.line is None else f"{shown}:{problem.line}"
+    detail = f"field '{problem.field}': {problem.problem}" if problem.field else problem.problem
+    return SourceReport(name=label, kind="files", location=where, error=detail)
 
 
 def _fetch_and_parse(settings: Settings, web: list[tuple[int, WebSource]], store: Store | None, tz: tzinfo,
@@ -174,6 +194,8 @@ def _fetch_and_parse(settings: Settings, web: list[tuple[int, WebSource]], store
     def read(position: int, fetched: Fetched) -> SourceError | tuple[Parsed, bool, float]:
         # Runs as each answer arrives, while slower sources are still on their way.
         source, previous = web[position][1], cached[position]
+        # The source's budget covers fetching and reading: the parsers stop between items once it is spent.
+        deadline = monotonic() + source.timeout - fetched.seconds
         body, final_url, content_type = fetched.body, fetched.final_url, fetched.content_type
         if fetched.not_modified:
             if previous is None:
@@ -181,12 +203,14 @@ def _fetch_and_parse(settings: Settings, web: list[tuple[int, WebSource]], store
                                    url=source.url)
             body, final_url, content_type = previous.body, previous.final_url, previous.content_type
         try:
-            parsed = _parse(source, body, url=final_url, content_type=content_type, tz=tz)
+            parsed = _parse(source, body, url=final_url, content_type=content_type, tz=tz, deadline=deadline)
         except SourceError as err:
             return err
         except Exception as err:  # a parser bug on one odd page must not cost the whole edition
             log.exception("source %s: unexpected error while reading %s", source.url, final_url)
             return SourceError(f"unexpected error while reading it: {err!r}", url=source.url)
+        if monotonic() > deadline:  # too late: the source is reported as failed, so its answer is not kept either
+            return SourceError("ran out of time while reading it", url=source.url)
         if not fetched.not_modified and (fetched.etag or fetched.last_modified):
             # Remembered only once it parsed: validators of a broken body would make us keep the broken copy.
             to_remember.append(CachedResponse(
@@ -194,6 +218,8 @@ def _fetch_and_parse(settings: Settings, web: list[tuple[int, WebSource]], store
                 content_type=content_type, body=body, fetched_at=datetime.now(UTC)))
         return parsed, fetched.not_modified, fetched.seconds
 
+    if requests:
+        warm_up()  # the parsers' process starts while the sources are on their way
     outcomes = fetch_all(requests, agent=user_agent(settings.public_url), then=read)
     if store is not None and to_remember:
         store.remember_responses(to_remember)
@@ -201,11 +227,14 @@ def _fetch_and_parse(settings: Settings, web: list[tuple[int, WebSource]], store
         yield index, source, outcome
 
 
-def _parse(source: WebSource, body: bytes, *, url: str, content_type: str | None, tz: tzinfo) -> Parsed:
+def _parse(source: WebSource, body: bytes, *, url: str, content_type: str | None, tz: tzinfo,
+           deadline: float) -> Parsed:
+    # In a child process of its own, killed at the deadline: a hostile body costs its own source and nothing else.
+    kwargs: dict[str, object] = {"body": body, "url": url, "content_type": content_type, "tz": tz,
+                                 "kicker": source.kicker, "deadline": deadline}
     if isinstance(source, PageSource):
-        return parse_page(body, url=url, content_type=content_type, selectors=source.selectors, tz=tz,
-                          kicker=source.kicker)
-    return parse_feed(body, url=url, content_type=content_type, tz=tz, kicker=source.kicker)
+        return run_isolated(parse_page, {**kwargs, "selectors": source.selectors}, deadline=deadline, url=url)
+    return run_isolated(parse_feed, kwargs, deadline=deadline, url=url)
 
 
 def _article(item: Item, label: str, tz: tzinfo) -> Article:

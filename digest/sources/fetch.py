@@ -7,6 +7,7 @@ The only module of kulturdigest that talks HTTP. It knows nothing of feeds, page
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import threading
 from collections.abc import Callable, Sequence
@@ -79,8 +80,9 @@ def fetch_all(requests: Sequence[FetchRequest], *, agent: str,
     """Fetch every request concurrently; the result list matches the request list, one outcome each.
 
     `then(index, answer)` runs on each answer as soon as it arrives (parsing a fast feed while a slow one is still
-    on its way), so the wall time stays close to the slowest source. Runs its own event loop (in a helper thread
-    when the caller already runs one), so callers stay synchronous.
+    on its way), in a worker thread and within the source's timeout (which covers fetching and reading together),
+    so the wall time stays close to the slowest source and never much beyond the largest timeout. Runs its own
+    event loop (in a helper thread when the caller already runs one), so callers stay synchronous.
     """
     if not requests:
         return []
@@ -119,10 +121,50 @@ async def fetch_all_async(requests: Sequence[FetchRequest], *, agent: str,
     ) as client:
 
         async def one(index: int, request: FetchRequest) -> T | FetchError:
+            started = monotonic()
             result = await fetch_one(client, request)
-            return result if isinstance(result, FetchError) else then(index, result)
+            if isinstance(result, FetchError):
+                return result
+            return await read_in_worker(then, index, result, request=request,
+                                        left=request.timeout - (monotonic() - started))
 
         return list(await asyncio.gather(*(one(index, request) for index, request in enumerate(requests))))
+
+
+async def read_in_worker(then: Callable[[int, Fetched], T], index: int, fetched: Fetched, *,
+                         request: FetchRequest, left: float) -> T | FetchError:
+    """`then(index, fetched)` in a thread of its own, within what is left of the source's budget.
+
+    Parsing runs off the event loop, so a source that is slow to parse never holds up the fetching of the others;
+    one that runs over its time is that source's failure alone. The thread cannot be killed: it is a daemon, its
+    late answer is dropped, and the parsers check the deadline between items, so it stops soon after.
+    """
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[T] = loop.create_future()
+
+    def settle(ok: bool, value: Any) -> None:
+        if answer.done():  # the deadline passed first
+            return
+        if ok:
+            answer.set_result(value)
+        else:
+            answer.set_exception(value)
+
+    def work() -> None:
+        try:
+            outcome: tuple[bool, Any] = (True, then(index, fetched))
+        except BaseException as err:  # handed to the awaiting task, which re-raises it
+            outcome = (False, err)
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the collection ended without us
+            loop.call_soon_threadsafe(settle, *outcome)
+
+    threading.Thread(target=work, name=f"kulturdigest-read-{index}", daemon=True).start()
+    try:
+        async with asyncio.timeout(max(left, 0.0)):
+            return await answer
+    except TimeoutError:
+        return FetchError(f"not read within {_seconds(request.timeout)} (fetching and reading together)",
+                          url=request.url, attempts=fetched.attempts)
 
 
 async def fetch_one(client: httpx.AsyncClient, request: FetchRequest) -> Fetched | FetchError:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, tzinfo
 from email.utils import parsedate_to_datetime
+from time import monotonic
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 import nh3
+
+from digest.errors import SourceError
 
 TEASER_LIMIT = 300
 
@@ -29,6 +32,12 @@ _BLOCK_BOUNDARY = re.compile(
     re.IGNORECASE,
 )
 _WHITESPACE = re.compile(r"\s+")
+# C0 and C1 control characters other than whitespace: never text a reader should get, and poison in a header.
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
+_ISO_SHAPE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# See plain_text: the markup read for one title or teaser, and how often escaping is peeled off.
+MAX_MARKUP = 16_000
+MAX_CLEAN_ROUNDS = 8
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,6 +91,12 @@ def _is_tracking(name: str) -> bool:
     return name.startswith(_TRACKING_PARAMS) or name in _TRACKING_NAMES
 
 
+def check_deadline(deadline: float | None, url: str) -> None:
+    """Raise SourceError once `deadline` (time.monotonic) has passed: parsers call it between items."""
+    if deadline is not None and monotonic() > deadline:
+        raise SourceError("ran out of time while reading it (the timeout covers fetching and reading)", url=url)
+
+
 def site_of(url: str) -> str:
     """The site a URL belongs to, for "same title from the same site": host without `www.`."""
     host = (urlsplit(url).hostname or "").lower()
@@ -91,17 +106,23 @@ def site_of(url: str) -> str:
 def plain_text(markup: str | None) -> str:
     """HTML (or text that may hold some) → one line of plain text: tags and scripts gone, entities decoded.
 
-    Feeds often escape their HTML twice (`&lt;b&gt;`), so cleaning repeats until nothing changes.
+    Feeds often escape their HTML twice or more (`&amp;lt;b&amp;gt;`), so unescaping and cleaning repeat until
+    nothing changes (at most MAX_CLEAN_ROUNDS times): no escaped tag survives as literal text. Only the first
+    MAX_MARKUP characters are read: nh3's time grows with the square of the nesting depth (a megabyte of nested
+    <div>s takes minutes), and a title or a 300-character teaser never needs more.
     """
-    text = markup or ""
-    for _ in range(3):
-        spaced = _BLOCK_BOUNDARY.sub(lambda match: " " + match.group(0), text)
+    text = (markup or "")[:MAX_MARKUP]
+    for _ in range(MAX_CLEAN_ROUNDS):
+        spaced = _BLOCK_BOUNDARY.sub(lambda match: " " + match.group(0), html.unescape(text))
         # nh3 with no allowed tags keeps the text, drops every tag, and drops the content of <script> and <style>.
         cleaned = html.unescape(nh3.clean(spaced, tags=set()))
         if cleaned == text:
             break
         text = cleaned
-    return _WHITESPACE.sub(" ", text).strip()
+    else:
+        # Still changing after that many rounds: whatever is left must not look like markup to anyone.
+        text = text.replace("<", "").replace(">", "")
+    return _WHITESPACE.sub(" ", _CONTROL.sub("", text)).strip()
 
 
 def shorten(text: str, limit: int = TEASER_LIMIT) -> str:
@@ -122,10 +143,27 @@ def parse_date(value: str | None, tz: tzinfo) -> datetime | None:
     text = _WHITESPACE.sub(" ", value or "").strip()
     if not text:
         return None
-    parsed = _iso(text) or _rfc822(text) or _written(text, tz)
+    # Something shaped like ISO 8601 that fromisoformat refused (0000-00-00) is no date; dateparser would spend a
+    # third of a second per item finding that out.
+    parsed = _iso(text) or _rfc822(text) or (None if _ISO_SHAPE.match(text) else _written(text, tz))
     if parsed is None:
         return None
-    return parsed.replace(tzinfo=tz) if parsed.tzinfo is None or parsed.utcoffset() is None else parsed
+    aware = parsed.replace(tzinfo=tz) if parsed.tzinfo is None or parsed.utcoffset() is None else parsed
+    return representable(aware, tz)
+
+
+def representable(moment: datetime, tz: tzinfo) -> datetime | None:
+    """`moment` when it can be shown in UTC and in the digest's zone, else None (the item is dated when first seen).
+
+    9999-12-31T23:59:59-14:00 is a valid ISO date, but year 10000 in UTC: converting it later would end the whole
+    run in an OverflowError. Such a date tells the reader nothing anyway.
+    """
+    try:
+        moment.astimezone(UTC)
+        moment.astimezone(tz)
+    except (OverflowError, ValueError):
+        return None
+    return moment
 
 
 def _iso(text: str) -> datetime | None:
@@ -139,7 +177,7 @@ def _rfc822(text: str) -> datetime | None:
     try:
         # A missing zone (or "-0000", "zone unknown") comes back naive, and is then read in the local zone.
         return parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
 
 

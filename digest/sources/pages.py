@@ -17,13 +17,22 @@ from lxml.etree import ParserError, _Element
 
 from digest.config import PageSelectors
 from digest.errors import SourceError
-from digest.sources.normalise import Item, Parsed, absolute_url, canonical_url, parse_date, plain_text, shorten
+from digest.sources.normalise import (
+    Item,
+    Parsed,
+    absolute_url,
+    canonical_url,
+    check_deadline,
+    parse_date,
+    plain_text,
+    shorten,
+)
 
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
 
 
 def parse_page(body: bytes, *, url: str, content_type: str | None, selectors: PageSelectors, tz: tzinfo,
-               kicker: str | None = None) -> Parsed:
+               kicker: str | None = None, deadline: float | None = None) -> Parsed:
     """The items of a listing page; `url` is where it was fetched from (relative links are resolved against it)."""
     try:
         parser = lxml.html.HTMLParser(encoding=_encoding(body, content_type))
@@ -41,6 +50,7 @@ def parse_page(body: bytes, *, url: str, content_type: str | None, selectors: Pa
                           url=url)
     items: list[Item] = []
     for block in blocks:
+        check_deadline(deadline, url)
         item = _item(block, selectors, base=base, tz=tz, kicker=kicker)
         if item is not None:
             items.append(item)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from digest.store.base import StoreBase
 from digest.store.bounces import BounceStore
+from digest.store.drafts import DraftStore
 from digest.store.editions import EditionStore, StoredEdition
 from digest.store.editors import EditorStore
 from digest.store.gdpr import GdprStore
@@ -35,6 +36,6 @@ __all__ = [
 ]
 
 
-class Store(EditionStore, LedgerStore, ScheduleStore, SignupStore, BounceStore, GdprStore, WebCacheStore,
+class Store(DraftStore, EditionStore, LedgerStore, ScheduleStore, SignupStore, BounceStore, GdprStore, WebCacheStore,
             SourceOutcomeStore, EditorStore, StoreBase):
     """All state of kulturdigest behind one SQLAlchemy URL (a SQLite file by default)."""

@@ -17,8 +17,9 @@ from digest.store.ledger import CLAIM_LEASE
 from digest.store.schema import (
     deliveries,
     editions,
+    subscribers,
 )
-from digest.store.subscribers import SubscriberRows
+from digest.store.subscribers import SubscriberRows, _receives_digest
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,23 @@ class EditionStore(SubscriberRows):
             return [_stored_edition(row) for row in conn.execute(query)]
 
 
+    def refused_count(self, edition_id: int) -> int:
+        """Subscribers still with us whom a server refused this edition for good (5xx): they do not have it."""
+        query = (sa.select(sa.func.count()).select_from(deliveries)
+                 .join(subscribers, deliveries.c.subscriber_id == subscribers.c.id).where(_refused_for(edition_id)))
+        with self.engine.connect() as conn:
+            return int(conn.scalar(query) or 0)
+
+    def requeue_refused(self, edition_id: int) -> int:
+        """Queue the refused deliveries again (`digest send --retry-failed`); returns how many."""
+        still_with_us = sa.select(subscribers.c.id).where(
+            subscribers.c.id == deliveries.c.subscriber_id, _refused_for(edition_id)).exists()
+        with self.engine.begin() as conn:
+            done = conn.execute(deliveries.update().where(deliveries.c.edition_id == edition_id, still_with_us)
+                                .values(state="queued", updated_at=_now()))
+        return int(done.rowcount or 0)
+
+
 def _stored_edition(row: sa.Row) -> StoredEdition:
     day: date = row.day
     return StoredEdition(
@@ -155,4 +173,15 @@ def _stored_edition(row: sa.Row) -> StoredEdition:
             articles=tuple(Article.from_json(a) for a in json.loads(row.articles)),
             sent=True,
         ),
+    )
+
+
+def _refused_for(edition_id: int) -> sa.ColumnElement[bool]:
+    """Failed deliveries of the edition to subscribers who are still active and still receive its digest (a
+    bounced address is no longer active, so it is not counted: it must not be retried)."""
+    return sa.and_(
+        deliveries.c.edition_id == edition_id,
+        deliveries.c.state == "failed",
+        subscribers.c.status == "active",
+        _receives_digest(sa.select(editions.c.digest).where(editions.c.id == edition_id).scalar_subquery()),
     )

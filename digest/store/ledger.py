@@ -1,23 +1,26 @@
-"""The delivery ledger: pending deliveries read in batches, the sending lock, and the sender's commits."""
+"""The delivery ledger: pending deliveries read in batches, the sending lock, and the sender's commits and claims."""
 
 from __future__ import annotations
 
 import fcntl
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 
+from digest.consent import ACTIVE
 from digest.models import Subscriber
 from digest.store.base import StoreBase, _aware, _now, _utc
 from digest.store.schema import (
     deliveries,
     editions,
     subscribers,
+    suppressions,
 )
 from digest.store.subscribers import _receives_digest
 
@@ -40,7 +43,6 @@ class LedgerUpdate:
 
     def params(self) -> dict[str, object]:
         return {"b_id": self.subscriber_id, "b_state": self.state, "b_code": self.code, "b_reason": self.reason}
-
 
 
 class LedgerStore(StoreBase):
@@ -138,8 +140,11 @@ class LedgerStore(StoreBase):
     @contextmanager
     def ledger(self, edition_id: int) -> Iterator[Ledger]:
         """One connection held for a send's many small commits (checking one out per commit costs more)."""
+        self.email_hash("")  # the suppression salt, read before the ledger's transactions (see email_hash)
         with self.engine.connect() as conn:
-            yield Ledger(conn, edition_id)
+            digest = conn.scalar(sa.select(editions.c.digest).where(editions.c.id == edition_id))
+        with self.engine.connect() as conn:
+            yield Ledger(conn, edition_id, digest=digest or "", email_hash=self.email_hash)
 
     def sent_times_since(self, since: datetime) -> list[datetime]:
         """When each message of any edition went out since `since`: a relay's hourly limit counts them all."""
@@ -163,42 +168,83 @@ _LEDGER_MOVE = (
 _MARK_BOUNCED = subscribers.update().where(subscribers.c.id == sa.bindparam("b_id")).values(status="bounced")
 
 
+def _literal(value: str) -> sa.ColumnElement[str]:
+    # Fixed words written into the statement: the ledger runs it on the driver's cursor with its own parameters.
+    return sa.literal_column("'" + value.replace("'", "''") + "'")
+
+
+# A job goes to a connection only if this finds its delivery still wanted: pending, to a subscriber who is active,
+# still receives the digest and whose address is not on the suppression list. The sender runs it in the
+# transaction it commits before handing the job over, so a leave committed before (the 200 of a one-click
+# unsubscribe, a bounce or complaint recorded, an address forgotten) always wins. b_state NULL keeps the state: a
+# job in reserve behind another moves to "sending" only when its connection starts on it.
+_CLAIM = (
+    deliveries.update()
+    .where(
+        deliveries.c.edition_id == sa.bindparam("b_edition"),
+        deliveries.c.subscriber_id == sa.bindparam("b_id"),
+        sa.or_(*(deliveries.c.state == _literal(state) for state in PENDING_STATES)),
+        sa.exists().where(subscribers.c.id == deliveries.c.subscriber_id, subscribers.c.status == _literal(ACTIVE),
+                          _receives_digest(sa.bindparam("b_digest", type_=sa.String))),
+        ~sa.exists().where(suppressions.c.email_hash == sa.bindparam("b_hash", type_=sa.String)),
+    )
+    .values(state=sa.func.coalesce(sa.bindparam("b_state", type_=sa.String), deliveries.c.state),
+            updated_at=sa.bindparam("b_now", type_=sa.DateTime(timezone=True)))
+)
+
+
 class Ledger:
-    """Writes ledger moves for one edition over one held connection; each `record` is one transaction.
+    """Writes ledger moves for one edition over one held connection; each transaction is one commit.
 
     The sender commits after nearly every message, and SQLAlchemy's per-execution work (cache lookup, parameter
-    processing, transaction bookkeeping) cost more than SQLite's own. So the statement is compiled once for the
-    connection's dialect and run on the driver's cursor; it is still the one statement built with SQLAlchemy
-    below, and the connection is used for nothing else while the ledger holds it.
+    processing, transaction bookkeeping) cost more than SQLite's own. So the statements are compiled once for the
+    connection's dialect and run on the driver's cursor; they are still the statements built with SQLAlchemy
+    above, and the connection is used for nothing else while the ledger holds it.
     """
 
-    def __init__(self, conn: sa.Connection, edition_id: int) -> None:
+    def __init__(self, conn: sa.Connection, edition_id: int, *, digest: str,
+                 email_hash: Callable[[str], str]) -> None:
         self._conn = conn
         self._edition_id = edition_id
+        self._digest = digest
+        self._email_hash = email_hash
         dialect = conn.dialect
-        compiled = _LEDGER_MOVE.compile(dialect=dialect)
-        self._sql = str(compiled)
-        self._order = compiled.positiontup if compiled.positional else None
+        self._move = _Compiled(_LEDGER_MOVE, dialect)
+        self._claim = _Compiled(_CLAIM, dialect)
         self._timestamp = sa.DateTime(timezone=True).bind_processor(dialect) or (lambda value: value)
         self._driver = conn.connection.dbapi_connection
         assert self._driver is not None
+        self._cursor: Any = None  # the open transaction's cursor, inside `transaction`
+        self._now: object = None  # the transaction's timestamp, once it writes anything
 
     def record(self, updates: Sequence[LedgerUpdate]) -> None:
-        if not updates:
-            return
-        now = self._timestamp(_now())
-        rows = [{"b_edition": self._edition_id, "b_id": u.subscriber_id, "b_state": u.state, "b_code": u.code,
-                 "b_reason": u.reason, "b_tries": int(u.attempted), "b_now": now} for u in updates]
-        params = rows if self._order is None else [tuple(row[name] for name in self._order) for row in rows]
+        """Commit `updates` (one transaction)."""
+        if updates:
+            with self.transaction(updates):
+                pass
+
+    @contextmanager
+    def transaction(self, updates: Sequence[LedgerUpdate]) -> Iterator[Ledger]:
+        """One transaction: the moves in `updates`, then every `claim` made inside the block; committed at its end
+        (rolled back if the block raises). Nothing to write, nothing claimed: no commit either."""
+        self._now = self._timestamp(_now()) if updates else None
         bounced = [{"b_id": u.subscriber_id} for u in updates if u.bounce]
         cursor = self._driver.cursor()
         try:
-            cursor.executemany(self._sql, params)
-            self._driver.commit()
+            if updates:
+                rows = [{"b_edition": self._edition_id, "b_id": u.subscriber_id, "b_state": u.state,
+                         "b_code": u.code, "b_reason": u.reason, "b_tries": int(u.attempted), "b_now": self._now}
+                        for u in updates]
+                cursor.executemany(self._move.sql, [self._move.params(row) for row in rows])
+            self._cursor = cursor
+            yield self
+            if self._now is not None:
+                self._driver.commit()
         except BaseException:
             self._driver.rollback()
             raise
         finally:
+            self._cursor = None
             cursor.close()
         if bounced:
             # Suppressed from every later edition; this edition's ledger row says why (code and text). Rare, so
@@ -206,6 +252,33 @@ class Ledger:
             # an active subscriber, which the next edition would try again.
             with self._conn.begin():
                 self._conn.execute(_MARK_BOUNCED, bounced)
+
+    def claim(self, subscriber_id: int, email: str, *, start: bool) -> bool:
+        """Inside `transaction`: may this delivery go to a connection? True if it is still wanted (then, with
+        `start`, it is "sending" from the commit on); False if the subscriber left, or it is no longer pending."""
+        assert self._cursor is not None, "claims are made inside Ledger.transaction"
+        if self._now is None:
+            self._now = self._timestamp(_now())
+        row = {"b_edition": self._edition_id, "b_id": subscriber_id, "b_digest": self._digest,
+               "b_hash": self._email_hash(email), "b_state": "sending" if start else None, "b_now": self._now}
+        self._cursor.execute(self._claim.sql, self._claim.params(row))
+        return bool(self._cursor.rowcount == 1)
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    """A statement compiled for one dialect, and how to pass it parameters by name."""
+
+    sql: str
+    order: tuple[str, ...] | None  # positional parameters (SQLite's "?"), in this order; None: by name
+
+    def __init__(self, statement: sa.Executable, dialect: sa.Dialect) -> None:
+        compiled = statement.compile(dialect=dialect)
+        object.__setattr__(self, "sql", str(compiled))
+        object.__setattr__(self, "order", tuple(compiled.positiontup) if compiled.positional else None)
+
+    def params(self, row: dict[str, object]) -> dict[str, object] | tuple[object, ...]:
+        return row if self.order is None else tuple(row[name] for name in self.order)
 
 
 _THREAD_LOCKS: dict[tuple[str, int], threading.Lock] = {}

@@ -165,3 +165,38 @@ editors = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+
+# -- stored editions before they are sent (issue 10) ---------------------------------------------------------------
+# A draft is made once per digest and key; it freezes the articles, their order, the subject and the preheader.
+# Sending copies its articles into `editions` (which keeps the ledger); the draft stays, with the editors' words.
+drafts = sa.Table(
+    "drafts", metadata,
+    sa.Column("digest", sa.String(100), primary_key=True),
+    sa.Column("key", sa.String(40), primary_key=True),
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("since", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("until", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("scheduled_for", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("articles", sa.Text, nullable=False),  # JSON, in the order they go out
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("preheader", sa.Text, nullable=False),
+    sa.Column("introduction", sa.Text, nullable=False, default=""),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("stop_reason", sa.Text, nullable=True),
+    sa.Column("collected_at", sa.DateTime(timezone=True), nullable=False),  # made or last refreshed
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+draft_changes = sa.Table(
+    "draft_changes", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("digest", sa.String(100), nullable=False),
+    sa.Column("key", sa.String(40), nullable=False),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("editor", sa.String(100), nullable=False),
+    sa.Column("action", sa.String(20), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False, default=""),
+    sa.Index("ix_draft_changes_edition", "digest", "key"),
+)

@@ -56,7 +56,11 @@ def transport_from_url(url: str, *, root: Path, environ: Mapping[str, str] | Non
     if scheme in {"smtp", "smtp+starttls", "smtps"}:
         from digest.transports.smtp import SMTPTransport
 
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError as err:  # a port that is no number or over 65535, an unbalanced IPv6 bracket
+            raise ConfigError(f"{url!r} is not a transport URL we can read ({err})", key="transport") from None
         if not parts.hostname:
             raise ConfigError(f"{url!r} names no host (e.g. smtp://user@mail.example.org:587)", key="transport")
         password = env.get("DIGEST_SMTP_PASSWORD")
@@ -67,7 +71,7 @@ def transport_from_url(url: str, *, root: Path, environ: Mapping[str, str] | Non
             raise ConfigError("put the SMTP password in DIGEST_SMTP_PASSWORD, not in the URL", key="transport")
         return SMTPTransport(
             host=parts.hostname,
-            port=parts.port or (465 if scheme == "smtps" else 587 if parts.username else 25),
+            port=port or (465 if scheme == "smtps" else 587 if parts.username else 25),
             username=parts.username,
             password=password if parts.username else None,
             implicit_tls=scheme == "smtps",

@@ -1,8 +1,8 @@
 """The editors' desk under /redaksjon: log in, the digests, the next edition with checks and changes, test sends.
 
 Every page needs an editor's session (else: the login page); every form carries the session's CSRF token (else:
-refused). The preview is the pipeline's own edition — the real sources, the real templates — so what the desk shows
-is what subscribers will get.
+refused). The preview is the application layer's own stored edition — the real sources, the real templates — so
+what the desk shows is what subscribers will get.
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from digest.app.sending import send_test
 from digest.config import DigestConfig, FilesSource, Settings
 from digest.consent import mask
+from digest.cron import next_run as scheduled_next_run
 from digest.editors import authenticate
 from digest.errors import DigestError
-from digest.pipeline import send_test
 from digest.render import template_folders
 from digest.subscribers import normalise_address
 from digest.web.auth import (
@@ -125,11 +126,7 @@ def _day(value: str | None) -> date | None:
 def next_run(digest: DigestConfig, now: datetime) -> datetime | None:
     """When the scheduler sends the digest next, if the scheduler (digest/scheduler.py) is part of this install."""
     try:
-        from digest.scheduler import next_run as scheduled  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return None
-    try:
-        return scheduled(digest, now)  # type: ignore[no-any-return]
+        return scheduled_next_run(digest, now)
     except (ValueError, DigestError):
         return None
 
@@ -294,7 +291,7 @@ def send_test_copies(request: Request, name: str, adresser: Annotated[str, Form(
     try:
         for address in addresses:
             report = send_test(state.settings, state.store, state.transport(), name, as_of=day, now=state.now(),
-                               to=address)
+                               to=address, made_by=editor)
             if not report.sent:
                 raise DigestError(report.problems[0] if report.problems else "nothing to send")
             sent.append(address)

@@ -1,5 +1,6 @@
-"""The desk's view of an edition: built with the pipeline from the real sources, filled with example or neutral
-values, checked, and compared with the last sent edition. Also the public (archive) version of a sent edition.
+"""The desk's view of an edition: the stored draft (or, before anything acted on it, one built from the real
+sources), filled with example or neutral values, checked, and compared with the last sent edition. Also the public
+(archive) version of a sent edition.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from datetime import date, datetime
 import jinja2
 import lxml.html
 
+from digest.app.editions import Prepared, prepare
 from digest.changes import Changes, changes_since
 from digest.checks import (
     Check,
@@ -31,7 +33,6 @@ from digest.errors import DigestError
 from digest.linkcheck import check_links
 from digest.message import EXAMPLE_ADDRESS, build_template, example_values, fill, fill_text, recipient_for
 from digest.models import Edition, RenderedEdition
-from digest.pipeline import Prepared, prepare
 from digest.render import render
 from digest.sources.fetch import user_agent
 from digest.store import Store
@@ -117,9 +118,9 @@ def build_preview(settings: Settings, store: Store, name: str, *, as_of: date | 
         return DeskPreview(**base, error=str(err), checks=(_sources_check(store, name, digest),))
     edition = prepared.edition
     previous = next(iter(store.sent_editions(name, before=edition.date, limit=1)), None)
-    offered = None if edition.sent else [*edition.articles, *(exclusion.article for exclusion in prepared.excluded)]
+    offered = None if prepared.offered is None else list(prepared.offered)
     changes = changes_since(previous.edition if previous else None, edition, offered)
-    skip = None if edition.sent else prepared.skip_reason
+    skip = None if prepared.stored else prepared.skip_reason
     articles_check = check_articles(edition, min_articles=digest.min_articles, skip_reason=skip)
     sources_check = _sources_check(store, name, digest)
     if not edition.articles:

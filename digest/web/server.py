@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import re
+import socket
 import threading
 import time
 
@@ -31,9 +33,39 @@ def _config(app: FastAPI, host: str, port: int, log_level: str) -> uvicorn.Confi
                           proxy_headers=True, lifespan="off")
 
 
-def serve(app: FastAPI, *, host: str, port: int) -> None:
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port, or a DigestError in one line (bad port, unknown host, port in use).
+
+    Bound before `digest serve` says "Serving on …", so a start-up problem is the only thing it prints.
+    """
+    if not 1 <= port <= 65535:
+        raise DigestError(f"--port {port}: a port is a number from 1 to 65535")
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+    except (socket.gaierror, UnicodeError, ValueError):
+        raise DigestError(f"--host {host!r}: not an address or a host name this machine can resolve") from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as err:
+        sock.close()
+        if err.errno == errno.EADDRINUSE:
+            raise DigestError(f"cannot listen on {host}:{port}: the port is in use (is `digest serve` running "
+                              "already?)") from None
+        if err.errno == errno.EADDRNOTAVAIL:
+            raise DigestError(f"cannot listen on {host}:{port}: {host} is not an address of this machine") from None
+        if err.errno == errno.EACCES:
+            raise DigestError(f"cannot listen on {host}:{port}: no permission (ports below 1024 need root)") from None
+        raise DigestError(f"cannot listen on {host}:{port}: {err.strerror or err}") from None
+    return sock
+
+
+def serve(app: FastAPI, *, host: str, port: int, listener: socket.socket | None = None) -> None:
+    sock = listener or listen(host, port)
     server = uvicorn.Server(_config(app, host, port, "info"))
-    server.run()
+    server.run(sockets=[sock])
     if not server.started:
         raise DigestError(f"could not listen on {host}:{port} (is another program using the port?)")
 

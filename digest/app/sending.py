@@ -1,27 +1,26 @@
-"""Run the stages in order: collect → select → render → personalise → send → record. The one place that knows it."""
+"""Sending a stored edition: to everyone waiting for it, as a dry run, or as one [TEST] copy; and the preview files.
+
+The edition is the stored draft (made here if nothing has acted on it yet); what it says is what goes out."""
 
 from __future__ import annotations
 
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
-from datetime import date, datetime, time
+from datetime import date, datetime
 from pathlib import Path
 from time import monotonic
-from zoneinfo import ZoneInfo
 
+from digest.app.editions import DRAFT, EXPIRED, HELD, prepare
 from digest.config import DigestConfig, Settings
 from digest.consent import Segment
-from digest.errors import AllSourcesFailed
+from digest.errors import NotApproved
 from digest.guards import check_send
 from digest.message import MessageTemplate, build_template, example_values, fill, fill_text, recipient_for
-from digest.models import Edition, RenderedEdition, SendReport, Subscriber
+from digest.models import RenderedEdition, SendReport, Subscriber
 from digest.render import render
-from digest.select import Exclusion, edition_key, select_explained
 from digest.sender import Notice, Sender
 from digest.signing import DKIMSigner, signer_from_env
-from digest.sources import SourceReport, collect
 from digest.store import Store
 from digest.subscribers import normalise_address
 from digest.tokens import resolve_secret
@@ -30,86 +29,6 @@ from digest.transports.pool import Job
 from digest.transports.smtp import SMTPTransport
 
 Progress = Callable[[int, int], None]
-
-
-def edition_moment(as_of: date | datetime | None, tz: ZoneInfo, now: datetime) -> tuple[date, datetime]:
-    """The edition's day and the moment it covers up to. A bare date covers that whole day (Oslo time)."""
-    if as_of is None:
-        local = now.astimezone(tz)
-        return local.date(), local
-    if isinstance(as_of, datetime):
-        local = as_of.replace(tzinfo=tz) if as_of.tzinfo is None else as_of.astimezone(tz)
-        return local.date(), local
-    return as_of, datetime.combine(as_of, time.max, tzinfo=tz)
-
-
-@dataclass(frozen=True, kw_only=True)
-class Prepared:
-    """An edition with how it came about: the sources' reports, what was left out, and why it may be skipped."""
-
-    edition: Edition
-    reports: tuple[SourceReport, ...] = ()
-    excluded: tuple[Exclusion, ...] = ()
-    skip_reason: str | None = None
-
-    @property
-    def source_problems(self) -> list[str]:
-        return [report.describe() for report in self.reports if not report.ok]
-
-
-def prepare(settings: Settings, store: Store, name: str, *, as_of: date | datetime | None,
-            now: datetime) -> Prepared:
-    """The edition for that day: as it was sent if it was, else freshly collected and selected.
-
-    Raises AllSourcesFailed when no source gave anything: an edition must not go out just because the web was down.
-    """
-    digest = settings.digest(name)
-    day, until = edition_moment(as_of, digest.timezone, now)
-    stored = store.find_edition(name, edition_key(day))
-    if stored is not None:
-        return Prepared(edition=stored.edition)
-    collection = collect(settings, digest, store=store, now=now)
-    if collection.all_failed:
-        raise AllSourcesFailed(name, [report.describe() for report in collection.failures])
-    selection = select_explained(
-        collection,
-        digest=name,
-        day=day,
-        until=until,
-        previous_until=store.previous_until(name, until),
-        max_articles=digest.max_articles,
-        first_window_days=digest.first_window_days,
-        already_sent=store.sent_articles(name, before=day),
-        min_articles=digest.min_articles,
-        first_seen=collection.first_seen,
-        max_age_days=digest.max_age_days,
-    )
-    edition = selection.edition
-    skip_reason = None
-    if not edition.articles:
-        skip_reason = nothing_new_message(edition)
-    elif selection.too_few:
-        skip_reason = (f"Only {len(edition.articles)} new article{'' if len(edition.articles) == 1 else 's'} for "
-                       f"'{name}' (min_articles is {digest.min_articles}); the edition is skipped, nothing to send.")
-    return Prepared(edition=edition, reports=collection.reports, excluded=selection.excluded,
-                    skip_reason=skip_reason)
-
-
-def prepare_edition(settings: Settings, store: Store, name: str, *, as_of: date | datetime | None,
-                    now: datetime) -> Edition:
-    """The edition for that day: as it was sent if it was, else freshly collected and selected.
-
-    An edition to be skipped (fewer articles than `min_articles`) comes back without articles.
-    """
-    prepared = prepare(settings, store, name, as_of=as_of, now=now)
-    if prepared.skip_reason is not None and not prepared.edition.sent:
-        return replace(prepared.edition, articles=())
-    return prepared.edition
-
-
-def nothing_new_message(edition: Edition) -> str:
-    since = edition.since.astimezone(edition.until.tzinfo).strftime("%Y-%m-%d %H:%M")
-    return f"No new articles for '{edition.digest}' since {since}; nothing to send."
 
 
 def write_preview(settings: Settings, rendered: RenderedEdition, out: Path) -> tuple[Path, Path]:
@@ -130,15 +49,16 @@ def _write_atomically(path: Path, content: str) -> None:
 
 
 def send_test(settings: Settings, store: Store, transport: Transport, name: str, *, as_of: date | datetime | None,
-              now: datetime, to: str) -> SendReport:
-    """One copy to `to`, marked [TEST] in the subject. Records nothing: no edition, no delivery."""
+              now: datetime, to: str, made_by: str = "system") -> SendReport:
+    """One copy of the stored edition to `to`, marked [TEST] in the subject; records no delivery. Makes the draft
+    when nothing has acted on the edition yet, so the copy shows exactly what approval would send."""
     address = normalise_address(to)
     digest = settings.digest(name)
-    prepared = prepare(settings, store, name, as_of=as_of, now=now)
+    prepared = prepare(settings, store, name, as_of=as_of, now=now, freeze=True, made_by=made_by)
     edition = prepared.edition
     report = SendReport(digest=name, edition_key=edition.key, articles=len(edition.articles),
                         source_problems=prepared.source_problems)
-    if prepared.skip_reason and not edition.sent:
+    if prepared.skip_reason and not prepared.stored:
         report.articles = 0
         report.problems.append(prepared.skip_reason)
         return report
@@ -162,23 +82,26 @@ def send_test(settings: Settings, store: Store, transport: Transport, name: str,
 def send_edition(settings: Settings, store: Store, transport: Transport, name: str, *,
                  as_of: date | datetime | None, now: datetime, dry_run: bool = False,
                  progress: Progress | None = None, notice: Notice | None = None,
-                 stop: Callable[[], bool] | None = None) -> SendReport:
-    """Send the edition to every active subscriber who has not had it. Safe to run again: sends nothing twice.
+                 stop: Callable[[], bool] | None = None, retry_failed: bool = False) -> SendReport:
+    """Send the stored edition to every active subscriber who has not had it. Safe to run again: sends nothing twice.
 
-    After a crash (even `kill -9`) the next call resumes where the ledger says the last one stopped; see
-    `digest.sender` for why nobody is left out and duplicates stay within the messages that were in flight.
-    Only one process sends an edition at a time (`Store.sending_lock`); another one that asks meanwhile leaves
-    the edition to it. `stop()` turning true ends the run once the messages in flight are recorded.
+    A digest with an approval rule sends only an approved edition. After a crash (even `kill -9`) the next call
+    resumes where the ledger says the last one stopped; see `digest.sender` for why nobody is left out and
+    duplicates stay within the messages that were in flight. Only one process sends an edition at a time
+    (`Store.sending_lock`); another one that asks meanwhile leaves the edition to it. `stop()` turning true ends
+    the run once the messages in flight are recorded. `retry_failed` queues again those a server refused (5xx).
     """
     digest = settings.digest(name)
-    prepared = prepare(settings, store, name, as_of=as_of, now=now)
+    prepared = prepare(settings, store, name, as_of=as_of, now=now, freeze=not dry_run)
     edition = prepared.edition
     report = SendReport(digest=name, edition_key=edition.key, articles=len(edition.articles), dry_run=dry_run,
                         source_problems=prepared.source_problems)
-    if prepared.skip_reason and not edition.sent:
+    if prepared.skip_reason and not prepared.stored:
         report.articles = 0
         report.problems.append(prepared.skip_reason)
         return report
+    if digest.approval is not None and prepared.state in (DRAFT, HELD, EXPIRED) and not dry_run:
+        raise NotApproved(name, edition.key, prepared.state)
     # Render before recording anything: a broken template must not leave an edition that looks sent.
     rendered = render(settings, digest, edition)
     signer = signer_from_env(digest.sender.domain)
@@ -194,13 +117,21 @@ def send_edition(settings: Settings, store: Store, transport: Transport, name: s
         return _dry_run(settings, store, name, edition.key, segment, build, report, progress)
 
     stored, created = store.create_edition(edition, segment=segment)
+    if retry_failed:
+        retried = store.requeue_refused(stored.id)
+        if retried and notice:
+            notice(f"Trying again {retried} subscriber{'' if retried == 1 else 's'} the server refused before.")
     report.destination = _destination(transport, batch)
     with store.sending_lock(stored.id) as ours:
         if not ours:
             report.busy = True
             report.problems.append(f"Another process is sending {name} {edition.key} right now; left to it.")
             return report
-        return _send_pending(store, stored.id, created, transport, build, settings, report, progress, notice, stop)
+        _send_pending(store, stored.id, created, transport, build, settings, report, progress, notice, stop)
+    report.refused = store.refused_count(stored.id)
+    # Kept with the draft so that status and the desk can say why the edition is not out yet.
+    store.set_stop_reason(name, edition.key, report.paused or None)
+    return report
 
 
 def _refused_by_guards(report: SendReport, settings: Settings, rendered: RenderedEdition, transport: Transport,
@@ -209,8 +140,8 @@ def _refused_by_guards(report: SendReport, settings: Settings, rendered: Rendere
     guards = check_send(settings, html_bytes=rendered.html_bytes, smtp=isinstance(transport, SMTPTransport),
                         signed=signer is not None)
     report.guards = guards.lines()
-    report.refused = bool(guards.refusals)
-    return report.refused
+    report.guard_refused = bool(guards.refusals)
+    return report.guard_refused
 
 
 def _send_pending(store: Store, edition_id: int, created: bool, transport: Transport,
