@@ -455,6 +455,7 @@ def serve(
 
     Example: digest serve --port 8000
     """
+    from digest.events import configure_logging
     from digest.web import create_app
     from digest.web.server import listen
     from digest.web.server import serve as run_server
@@ -462,6 +463,7 @@ def serve(
     settings = _settings()
     listener = listen(host, port)  # a bad port or host, or a port in use: one line, before "Serving on"
     store = _store(settings)
+    configure_logging("text")  # one line per event: API requests (by key name), sign-ups, …
     err.print(f"Serving on http://{host}:{port} (links in e-mails point to {settings.public_url})")
     run_server(create_app(settings, store), host=host, port=port, listener=listener)
 
@@ -488,4 +490,4 @@ def main() -> None:
 
 
 # The operations and edition commands live in their own modules and register themselves on `app`.
-from digest import cli_editions, cli_ops  # noqa: E402, F401
+from digest import cli_apikeys, cli_editions, cli_ops  # noqa: E402, F401

@@ -221,6 +221,7 @@ def start_desk(project: Path, smtp_server: SMTPServer, monkeypatch: pytest.Monke
     desk = Desk(url, settings, store, site, project, app)
 
     def stop() -> None:
+        app.state.desk.sends.wait(30)  # a send the desk started must not outlive the store it writes to
         server.__exit__(None, None, None)
         app.state.desk.changes.stop()
         site.stop()

@@ -6,6 +6,8 @@ subscribers, sign-ups, bounces, GDPR, the web cache, editors) lives in its own m
 
 from __future__ import annotations
 
+from digest.store.apikeys import ApiKeyStore
+from digest.store.apisubscribers import ApiSubscriberStore
 from digest.store.base import StoreBase
 from digest.store.bounces import BounceStore
 from digest.store.drafts import DraftStore
@@ -37,5 +39,5 @@ __all__ = [
 
 
 class Store(DraftStore, EditionStore, LedgerStore, ScheduleStore, SignupStore, BounceStore, GdprStore, WebCacheStore,
-            SourceOutcomeStore, EditorStore, StoreBase):
+            SourceOutcomeStore, EditorStore, ApiKeyStore, ApiSubscriberStore, StoreBase):
     """All state of kulturdigest behind one SQLAlchemy URL (a SQLite file by default)."""

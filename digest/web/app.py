@@ -15,7 +15,7 @@ from digest.config import Settings
 from digest.store import Store
 from digest.tokens import InvalidToken, resolve_secret
 from digest.transports import Transport, transport_from_url
-from digest.web import archive, desk, preferences, subscribe, unsubscribe
+from digest.web import api, archive, desk, drafts, preferences, subscribe, unsubscribe
 from digest.web.auth import LoginRequired, session_options
 from digest.web.context import WebState
 from digest.web.pages import SECURITY_HEADERS, PageError, error_page, invalid_link, render_page
@@ -48,7 +48,10 @@ def create_app(settings: Settings, store: Store, *, transport: Callable[[], Tran
     app.include_router(preferences.router)
     app.state.desk = desk.desk_for(settings, link_timeout=link_timeout)
     app.include_router(desk.router)
+    app.include_router(drafts.router)
     app.include_router(archive.router)
+    # The JSON API (everything under /api answers JSON, never these pages); its state holds the per-key rate limit.
+    app.state.api = api.mount(app, app.state.digest)
     # The editors' session cookie; it is scoped to /redaksjon, so the subscribers' pages never see or set one.
     app.add_middleware(SessionMiddleware, **session_options(app.state.digest.secret,
                                                             https=settings.public_url.startswith("https://")))

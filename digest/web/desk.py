@@ -18,6 +18,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from digest.app.sending import send_test
+from digest.changes import Changes
 from digest.config import DigestConfig, FilesSource, Settings
 from digest.consent import mask
 from digest.cron import next_run as scheduled_next_run
@@ -40,6 +41,7 @@ from digest.web.auth import (
     safe_next,
 )
 from digest.web.context import client_ip, web_state
+from digest.web.draft_view import draft_view, waiting_drafts
 from digest.web.livereload import ChangeCounter
 from digest.web.pages import PageError, render_page
 from digest.web.preview import (
@@ -51,6 +53,7 @@ from digest.web.preview import (
     with_base_target,
 )
 from digest.web.ratelimit import RateLimiter
+from digest.web.sends import BackgroundSends
 
 router = APIRouter()
 log = logging.getLogger("digest.web")
@@ -71,11 +74,13 @@ EMAIL_CSP = ("default-src 'none'; img-src * data:; style-src 'unsafe-inline'; fo
 @dataclass
 class DeskState:
     """What the desk keeps besides the app's WebState: the change counter, built previews, the link check's
-    results, the login limit."""
+    results, the login limit, the sends it started and each draft's last refresh (by revision)."""
 
     changes: ChangeCounter
     links: LinkResults | None = None
     previews: PreviewCache = field(default_factory=PreviewCache)
+    sends: BackgroundSends = field(default_factory=BackgroundSends)
+    refreshes: dict[tuple[str, str], tuple[int, Changes]] = field(default_factory=dict)
     login_limit: RateLimiter = field(
         default_factory=lambda: RateLimiter(LOGIN_ATTEMPTS_PER_WINDOW, LOGIN_WINDOW_SECONDS))
 
@@ -202,7 +207,7 @@ def digests_page(request: Request) -> HTMLResponse:
     for name, digest in state.settings.digests.items():
         last = state.store.last_edition(name)
         rows.append({"name": name, "digest": digest, "next_run": next_run(digest, now),
-                     "last": last.edition if last else None,
+                     "last": last.edition if last else None, "drafts": waiting_drafts(state.store, name),
                      "archive_url": f"/arkiv/{name}/{last.edition.key}" if last else None})
     return _page(request, "desk_digests.html", heading="Redaksjonen", rows=rows)
 
@@ -236,9 +241,13 @@ def preview_page(request: Request, name: str, dato: Annotated[str | None, Query(
     edition = preview.edition
     heading = (f"{digest.title}: utgaven {edition.key}" if edition is not None and edition.sent
                else f"{digest.title}: neste utgave")
+    desk = desk_state(request)
+    draft = None if preview.prepared is None or edition is None else draft_view(
+        preview.prepared, digest, job=desk.sends.get(name, edition.key),
+        refresh=desk.refreshes.get((name, edition.key)))
     return _page(request, "desk_preview.html", heading=heading, name=name, digest=digest,
                  preview=preview, day=day, query=query, flash=flash, version=preview.version,
-                 verdicts=[check.verdict for check in preview.checks])
+                 verdicts=[check.verdict for check in preview.checks], draft=draft)
 
 
 @router.get(DESK + "/{name}/epost", response_class=HTMLResponse)

@@ -14,7 +14,8 @@ from fastapi import FastAPI
 
 from digest.errors import DigestError
 
-_TOKEN_IN_PATH = re.compile(r"/(avmeld|bekreft|innstillinger)/[^/?\s\"]+")
+# The API's subscriber addresses, likewise: an access log is no list of who subscribes.
+_TOKEN_IN_PATH = re.compile(r"/(avmeld|bekreft|innstillinger|api/v1/subscribers)/[^/?\s\"]+")
 
 
 class TokenMaskingFilter(logging.Filter):

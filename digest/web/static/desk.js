@@ -1,5 +1,6 @@
-/* The editors' desk: fit the e-mail frames to their content, and reload the preview when a template or content
-   file changes (the server counts changes; this page asks for the count every second). */
+/* The editors' desk: fit the e-mail frames to their content, reload the preview when a template or content file
+   changes (the server counts changes; this page asks for the count every second), and reload once a send the page
+   shows as under way is done. */
 (function () {
   "use strict";
 
@@ -18,6 +19,28 @@
     frame.addEventListener("load", function () { fit(frame); });
     fit(frame);
   });
+
+  var sending = document.getElementById("sending-poll");
+  if (sending) {
+    var sendingUrl = sending.getAttribute("data-url");
+    var askSending = function () {
+      fetch(sendingUrl, { credentials: "same-origin", cache: "no-store" })
+        .then(function (response) { return response.ok ? response.json() : null; })
+        .then(function (data) {
+          if (data && data.sendes === false) {
+            window.location.reload();
+            return;
+          }
+          var words = document.getElementById("sendes");
+          if (data && data.tekst && words && words.textContent !== data.tekst) {
+            words.textContent = data.tekst;
+          }
+          window.setTimeout(askSending, 1000);
+        })
+        .catch(function () { window.setTimeout(askSending, 3000); });
+    };
+    window.setTimeout(askSending, 1000);
+  }
 
   var live = document.getElementById("livereload");
   if (!live) {
