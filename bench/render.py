@@ -94,8 +94,8 @@ def main() -> None:
     for recipient in recipients[:baseline_n]:
         msg = EmailMessage(policy=policy.SMTP)
         msg["From"], msg["To"], msg["Subject"] = digest.sender.from_, recipient.email, rendered.subject
-        msg.set_content(rendered.text.replace("@@email@@", recipient.email))
-        msg.add_alternative(rendered.html.replace("@@email@@", recipient.email), subtype="html")
+        msg.set_content(rendered.text.replace(rendered.placeholders.email, recipient.email))
+        msg.add_alternative(rendered.html.replace(rendered.placeholders.email, recipient.email), subtype="html")
         msg.as_bytes()
     baseline_us = (time.perf_counter() - start) / baseline_n * 1e6
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import html
 import os
 import shutil
 import smtplib
@@ -42,7 +41,7 @@ sys.path.insert(0, str(REPO))
 from digest.app.editions import prepare  # noqa: E402
 from digest.app.sending import send_edition  # noqa: E402
 from digest.config import Settings, load_settings  # noqa: E402
-from digest.message import MessageTemplate, build_template, recipient_for  # noqa: E402
+from digest.message import MessageTemplate, build_template, fill, fill_text, recipient_for  # noqa: E402
 from digest.models import RenderedEdition  # noqa: E402
 from digest.render import render  # noqa: E402
 from digest.store import Store  # noqa: E402
@@ -185,12 +184,10 @@ def naive_message(edition: Edition, number: int) -> EmailMessage:
     rendered, digest = edition.rendered, edition.settings.digest("kultur")
     recipient = recipient_for(edition.settings, "kultur", digest, edition.template, SECRET, subscriber_id=number,
                               email=f"abonnent{number:06d}@example.org", name=f"Abonnent {number}")
-    values = {"@@greeting@@": f"Hei, {recipient.name}!", "@@email@@": recipient.email,
-              "@@unsubscribe_url@@": recipient.unsubscribe_url}
-    text, page = rendered.text, rendered.html
-    for placeholder, value in values.items():
-        text = text.replace(placeholder, value)
-        page = page.replace(placeholder, html.escape(value))
+    values = {"greeting": f"Hei, {recipient.name}!", "email": recipient.email,
+              "unsubscribe_url": recipient.unsubscribe_url, "preferences_url": recipient.preferences_url}
+    text = fill_text(rendered.text, rendered.placeholders, values)
+    page = fill(rendered.html, rendered.placeholders, values)
     msg = EmailMessage(policy=policy.SMTP)
     msg["From"] = digest.sender.from_
     msg["To"] = formataddr((recipient.name, recipient.email))

@@ -22,7 +22,7 @@ import tinycss2.color3
 from babel.dates import format_datetime
 from lxml.etree import _Element
 
-from digest.models import Edition
+from digest.models import Edition, RenderedEdition
 
 if TYPE_CHECKING:
     from digest.store.sources import SourceOutcome
@@ -342,19 +342,17 @@ def check_contrast(html: str) -> Check:
 
 # -- unsubscribe ------------------------------------------------------------------------------------------------------
 
-UNSUBSCRIBE_PLACEHOLDER = "@@unsubscribe_url@@"
-
-
-def check_unsubscribe(rendered_html: str, rendered_text: str, message: bytes) -> Check:
+def check_unsubscribe(rendered: RenderedEdition, message: bytes) -> Check:
     """The footer link (HTML and text, still as placeholders) and the List-Unsubscribe headers of a built message."""
     title = "Avmelding"
     problems: list[str] = []
-    links = [a for a in _parse(rendered_html).iter("a") if (a.get("href") or "").strip() == UNSUBSCRIBE_PLACEHOLDER]
+    placeholder = rendered.placeholders.unsubscribe_url
+    links = [a for a in _parse(rendered.html).iter("a") if (a.get("href") or "").strip() == placeholder]
     if not links:
         problems.append("HTML-delen har ingen avmeldingslenke.")
     elif not any(a.text_content().strip() for a in links):
         problems.append("Avmeldingslenken i HTML-delen har ingen tekst.")
-    if UNSUBSCRIBE_PLACEHOLDER not in rendered_text:
+    if placeholder not in rendered.text:
         problems.append("Tekstdelen har ingen avmeldingslenke.")
     parsed = email.message_from_bytes(message, policy=email.policy.default)
     header = str(parsed.get("List-Unsubscribe", ""))

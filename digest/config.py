@@ -52,8 +52,18 @@ def _address(value: str) -> str:
     return value
 
 
+def _bare_address(value: str) -> str:
+    from email.utils import parseaddr
+
+    _address(value)
+    if parseaddr(value)[1] != value.strip():
+        raise ValueError(f"{value!r} must be a bare address such as bounces@example.org (no name, no <>)")
+    return value.strip()
+
+
 SingleLine = Annotated[str, Field(min_length=1), AfterValidator(_no_newlines)]
 Address = Annotated[str, AfterValidator(_address)]
+BareAddress = Annotated[str, AfterValidator(_bare_address)]
 
 
 class _Strict(BaseModel):
@@ -63,12 +73,22 @@ class _Strict(BaseModel):
 class Sender(_Strict):
     from_: Address = Field(alias="from")
     reply_to: Address | None = None
+    # The envelope sender (SMTP MAIL FROM), where bounces go; the receiving server writes it as Return-Path, we
+    # never do. Unset: the From address.
+    return_path: BareAddress | None = None
 
     @cached_property  # the sender asks once per message; parsing the address each time showed in profiles
     def domain(self) -> str:
         from email.utils import parseaddr
 
         return parseaddr(self.from_)[1].rpartition("@")[2]
+
+    @cached_property
+    def envelope_from(self) -> str:
+        """SMTP MAIL FROM: the return path when there is one, else the From address."""
+        from email.utils import parseaddr
+
+        return self.return_path or parseaddr(self.from_)[1]
 
 
 class Contact(_Strict):

@@ -1,8 +1,11 @@
 """RenderedEdition → MIME bytes built once per edition; personalise(recipient) → bytes by substitution.
 
 The expensive work (MIME structure, quoted-printable encoding of ~60 KB of HTML) happens once. Each recipient costs
-a few string replacements: every placeholder sits alone on an encoded line between soft line breaks, so a value can
-be spliced into the *encoded* bytes without re-encoding the body.
+a few string joins: the template engine wrote this render's placeholder markers (`digest.models.Placeholders`, with a
+random part no article can know) where the recipient's values go; the encoder puts each one alone on an encoded line
+between soft line breaks, and building the message records where they are. A value is then spliced into the
+*encoded* bytes at those places without re-encoding the body, and nothing else in the message is ever filled: a
+title, teaser or kicker is text in every header and part, whatever it contains.
 """
 
 from __future__ import annotations
@@ -14,63 +17,105 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from email import policy
+from email.charset import QP, Charset
+from email.header import Header
 from email.message import EmailMessage, MIMEPart
+from email.policy import Policy
 from email.quoprimime import body_encode
-from email.utils import format_datetime, formataddr, make_msgid, parseaddr
+from email.utils import format_datetime, formataddr, make_msgid
 from functools import cached_property
 
 from digest.config import DigestConfig, Settings
-from digest.models import Recipient, RenderedEdition
+from digest.models import Placeholders, Recipient, RenderedEdition
 from digest.tokens import make_preferences_token, make_token
 
-_PLACEHOLDER_NAMES = ("greeting", "email", "unsubscribe_url", "preferences_url")
-_PLACEHOLDER = re.compile(r"@@(" + "|".join(_PLACEHOLDER_NAMES) + r")@@")
-_ENCODED_PLACEHOLDER = re.compile(rb"@@([a-z]_[a-z_]+)@@")
 _SOFT_BREAK = "=\r\n"
+# A quoted-printable line is at most 76 characters (RFC 2045 6.7). Whatever stands before a soft line break that we
+# add ourselves (a per-recipient value, or the text before one) is encoded in lines of 75, so that with the "=" of
+# the break it still fits.
+_QP_LINE = 76
+_BEFORE_BREAK = _QP_LINE - 1
+# Printable ASCII but "=", neither starting nor ending with a space, at most _BEFORE_BREAK long: its own encoding.
+_QP_SAFE_LINE = re.compile(r"[!-<>-~](?:[ !-<>-~]{0,73}[!-<>-~])?")
+
+# Encoded words in quoted-printable (not base64), as most senders write them: shorter for Norwegian text.
+_UTF8_Q = Charset("utf-8")
+_UTF8_Q.header_encoding = QP
 
 
-_QP_SAFE_LINE = re.compile(r"[!-<>-~](?:[ !-<>-~]{0,74}[!-<>-~])?")
-
-
-def _qp(text: str) -> str:
+def _qp(text: str, maxlinelen: int = _BEFORE_BREAK) -> str:
     # A short line of printable ASCII without "=" (most addresses, names and links) is its own encoding; this
     # runs several times per recipient, so skip the encoder when it would change nothing.
     if _QP_SAFE_LINE.fullmatch(text):
         return text
     # quoprimime works on "one char per byte" strings: hand it the UTF-8 bytes spelled as latin-1.
-    return body_encode(text.encode("utf-8").decode("latin-1"), maxlinelen=76, eol="\r\n")
+    return body_encode(text.encode("utf-8").decode("latin-1"), maxlinelen=maxlinelen, eol="\r\n")
 
 
-def _encode_with_placeholders(text: str, flavour: str) -> str:
-    """Quoted-printable, with each @@name@@ on a line of its own as @@<flavour>_name@@."""
+def _slot(flavour: str, name: str, placeholders: Placeholders) -> str:
+    """The marker of one per-recipient value in the encoded bytes, e.g. @@h_email.<nonce>@@."""
+    return f"@@{flavour}_{name}.{placeholders.nonce}@@"
+
+
+def _encode_with_slots(text: str, placeholders: Placeholders, flavour: str) -> str:
+    """Quoted-printable, with each of this render's placeholders on a line of its own as a slot marker."""
+    pieces = placeholders.split(text)
     out: list[str] = []
-    for i, part in enumerate(_PLACEHOLDER.split(text)):
+    for i, piece in enumerate(pieces):
         if i % 2:
-            out.append(f"{_SOFT_BREAK}@@{flavour}_{part}@@{_SOFT_BREAK}")
-        elif part:
-            # "@@" in an article's own text must not look like a placeholder: spell one "@" as =40.
-            out.append(_qp(part).replace("@@", "@=40"))
+            out.append(f"{_SOFT_BREAK}{_slot(flavour, piece, placeholders)}{_SOFT_BREAK}")
+        elif piece:
+            last = i == len(pieces) - 1
+            out.append(_qp(piece, _QP_LINE if last else _BEFORE_BREAK))
     return "".join(out)
 
 
-def _text_part(body: str, subtype: str, flavour: str) -> MIMEPart:
+def _text_part(body: str, subtype: str, placeholders: Placeholders, flavour: str) -> MIMEPart:
     part = MIMEPart(policy=policy.SMTP)
     part["Content-Type"] = f'text/{subtype}; charset="utf-8"'
     part["Content-Transfer-Encoding"] = "quoted-printable"
-    part.set_payload(_encode_with_placeholders(body, flavour))
+    part.set_payload(_encode_with_slots(body, placeholders, flavour))
     return part
 
 
 @dataclass(frozen=True)
-class MessageTemplate:
-    """One edition's message as bytes, split at the per-recipient placeholders."""
+class SubjectHeader:
+    """The Subject, encoded and folded by the standard library's `email.header`, as a header object the `email`
+    package writes as it is (EmailPolicy folds an object with a `name` by calling its `fold`).
 
-    pieces: tuple[bytes, ...]      # even indexes: literal bytes; odd: placeholder names (e.g. b"h_email")
+    Assigned as a plain string, the modern policy reads any `=?utf-8?q?…?=` in a title as an encoded word (the
+    message would say something else than the article), and at some lengths it folds an empty encoded word into the
+    line. So: printable ASCII that cannot be taken for an encoded word goes as it is, folded at spaces; anything
+    else (æøå, "=?", control characters) as quoted-printable encoded words, which hold any text literally.
+    """
+
+    name: str
+    value: str
+
+    def __str__(self) -> str:
+        return self.value
+
+    def fold(self, *, policy: Policy) -> str:
+        return f"{self.name}: {encode_subject(self.value, linesep=policy.linesep)}{policy.linesep}"
+
+
+def encode_subject(subject: str, *, linesep: str = "\r\n") -> str:
+    """The Subject field's value as it goes on the wire: ASCII, lines of at most 76 characters (a single word
+    longer than a line stays whole), without empty encoded words."""
+    plain = subject.isascii() and subject.isprintable() and "=?" not in subject
+    header = Header(subject, "us-ascii" if plain else _UTF8_Q, header_name="Subject")
+    return header.encode(splitchars=" ", maxlinelen=_QP_LINE, linesep=linesep)
+
+
+@dataclass(frozen=True)
+class MessageTemplate:
+    """One edition's message as bytes, split where each recipient's own values go."""
+
+    pieces: tuple[bytes, ...]      # even indexes: literal bytes; odd: slot names (e.g. b"h_email")
     envelope_from: str
     domain: str
     digest: str
     edition_key: str
-
     def personalise(self, recipient: Recipient) -> bytes:
         values = _values(recipient)
         head = _recipient_headers(recipient)
@@ -134,12 +179,14 @@ def build_template(rendered: RenderedEdition, digest: DigestConfig, *, now: date
                    subject_prefix: str = "") -> MessageTemplate:
     """The edition's MIME message with the stdlib `email` package (policy SMTP), once per edition."""
     edition = rendered.edition
+    placeholders = rendered.placeholders
     domain = digest.sender.domain
     msg = EmailMessage(policy=policy.SMTP)
     msg["From"] = digest.sender.from_
     if digest.sender.reply_to:
         msg["Reply-To"] = digest.sender.reply_to
-    msg["Subject"] = subject_prefix + rendered.subject
+    # A Subject is one line: line breaks or tabs in a title become spaces.
+    msg["Subject"] = SubjectHeader("Subject", " ".join((subject_prefix + rendered.subject).split()))
     msg["Date"] = format_datetime(now)
     msg["List-Id"] = f"{digest.title} <{edition.digest}.{domain}>"
     # RFC 8058: with an https List-Unsubscribe this tells mailbox providers a bare POST unsubscribes.
@@ -147,12 +194,14 @@ def build_template(rendered: RenderedEdition, digest: DigestConfig, *, now: date
     msg["MIME-Version"] = "1.0"
     msg["Content-Type"] = "multipart/alternative"
     # Text first, HTML last: clients show the last part they can display.
-    msg.attach(_text_part(rendered.text, "plain", "t"))
-    msg.attach(_text_part(rendered.html, "html", "h"))
+    msg.attach(_text_part(rendered.text, "plain", placeholders, "t"))
+    msg.attach(_text_part(rendered.html, "html", placeholders, "h"))
     data = msg.as_bytes(policy=policy.SMTP)
+    # Where the slots are: only this render's markers, which only the encoder above wrote.
+    slots = re.compile(rb"@@([th]_[a-z_]+)\." + placeholders.nonce.encode("ascii") + rb"@@")
     return MessageTemplate(
-        pieces=tuple(_ENCODED_PLACEHOLDER.split(data)),
-        envelope_from=parseaddr(digest.sender.from_)[1],
+        pieces=tuple(slots.split(data)),
+        envelope_from=digest.sender.envelope_from,
         domain=domain,
         digest=edition.digest,
         edition_key=edition.key,
@@ -181,25 +230,21 @@ EXAMPLE_ADDRESS = "abonnent@example.org"
 def example_values(settings: Settings) -> dict[str, str]:
     """What a preview shows in place of a subscriber's own values (the links lead nowhere personal)."""
     return {
-        "@@greeting@@": "Hei!",
-        "@@email@@": EXAMPLE_ADDRESS,
-        "@@unsubscribe_url@@": unsubscribe_url(settings, "eksempel"),
-        "@@preferences_url@@": preferences_url(settings, "eksempel"),
+        "greeting": "Hei!",
+        "email": EXAMPLE_ADDRESS,
+        "unsubscribe_url": unsubscribe_url(settings, "eksempel"),
+        "preferences_url": preferences_url(settings, "eksempel"),
     }
 
 
-def fill(html_text: str, values: Mapping[str, str]) -> str:
-    """The rendered HTML with its @@placeholders@@ replaced by `values` (escaped), for a page rather than a send."""
-    for placeholder, value in values.items():
-        html_text = html_text.replace(placeholder, html.escape(value))
-    return html_text
+def fill(html_text: str, placeholders: Placeholders, values: Mapping[str, str]) -> str:
+    """Rendered HTML with this render's placeholders replaced by `values` (escaped), for a page rather than a send."""
+    return placeholders.fill(html_text, {name: html.escape(value) for name, value in values.items()})
 
 
-def fill_text(text: str, values: Mapping[str, str]) -> str:
-    """The rendered text part with its @@placeholders@@ replaced by `values`."""
-    for placeholder, value in values.items():
-        text = text.replace(placeholder, value)
-    return text
+def fill_text(text: str, placeholders: Placeholders, values: Mapping[str, str]) -> str:
+    """The rendered text part with this render's placeholders replaced by `values`."""
+    return placeholders.fill(text, values)
 
 
 def recipient_for(settings: Settings, digest_name: str, digest: DigestConfig, template: MessageTemplate,

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
+import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import ClassVar
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -94,15 +98,66 @@ class DraftChange:
     detail: str   # a sentence for the desk (Norwegian)
 
 
+@dataclass(frozen=True)
+class Placeholders:
+    """Where each recipient's own values go in a rendered edition: markers that the template engine writes.
+
+    Each render draws a new random `nonce` for its markers (`@@greeting.<32 hex digits>@@`). Text from a source
+    cannot know it, so no title, teaser or introduction can act as a placeholder, whatever it contains; and only
+    the markers of this render are ever filled.
+    """
+
+    nonce: str
+    NAMES: ClassVar[tuple[str, ...]] = ("greeting", "email", "unsubscribe_url", "preferences_url")
+
+    @classmethod
+    def fresh(cls) -> Placeholders:
+        return cls(secrets.token_hex(16))
+
+    def marker(self, name: str) -> str:
+        return f"@@{name}.{self.nonce}@@"
+
+    # For the templates: {{ personal.greeting }} and so on.
+    @property
+    def greeting(self) -> str:
+        return self.marker("greeting")
+
+    @property
+    def email(self) -> str:
+        return self.marker("email")
+
+    @property
+    def unsubscribe_url(self) -> str:
+        return self.marker("unsubscribe_url")
+
+    @property
+    def preferences_url(self) -> str:
+        return self.marker("preferences_url")
+
+    def split(self, text: str) -> list[str]:
+        """The text cut at this render's markers: literal text at even indexes, placeholder names at odd ones."""
+        return self._pattern.split(text)
+
+    def fill(self, text: str, values: Mapping[str, str]) -> str:
+        """Every marker replaced by its value (one for each of NAMES)."""
+        pieces = self.split(text)
+        return "".join(piece if i % 2 == 0 else values[piece] for i, piece in enumerate(pieces))
+
+    @property
+    def _pattern(self) -> re.Pattern[str]:
+        return re.compile("@@(" + "|".join(self.NAMES) + r")\." + re.escape(self.nonce) + "@@")
+
+
 @dataclass(frozen=True, kw_only=True)
 class RenderedEdition:
-    """HTML and text of one edition, with placeholders where each recipient's own values go."""
+    """HTML and text of one edition, with this render's `placeholders` where each recipient's own values go."""
 
     edition: Edition
     subject: str
     preheader: str
     html: str
     text: str
+    placeholders: Placeholders
 
     @property
     def html_bytes(self) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import re
 import textwrap
-from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from premailer import Premailer
 
 from digest.config import DigestConfig, Settings
 from digest.errors import ConfigError, RenderError
-from digest.models import Edition, RenderedEdition
+from digest.models import Edition, Placeholders, RenderedEdition
 
 # The e-mail templates live in templates/ at the top of the project; a wheel ships a copy inside the package (see
 # setup.py), which wins when it is there, so that a plain `pip install .` renders without the source tree.
@@ -28,19 +27,6 @@ TEMPLATES = (_SHIPPED_TEMPLATES if _SHIPPED_TEMPLATES.is_dir()
 # Unquoted: a family name of plain words needs no quotes, and quotes inside style attributes trip up juice (the
 # official MJML compiler's inliner) on buttons.
 FONT_STACK = "-apple-system, BlinkMacSystemFont, Segoe UI, Roboto, Helvetica, Arial, sans-serif"
-
-
-@dataclass(frozen=True)
-class Placeholders:
-    """Per-recipient values, left in the rendered edition as markers and filled by string substitution."""
-
-    greeting: str = "@@greeting@@"
-    email: str = "@@email@@"
-    unsubscribe_url: str = "@@unsubscribe_url@@"
-    preferences_url: str = "@@preferences_url@@"
-
-
-PLACEHOLDERS = Placeholders()
 
 
 def nb_date(value: date | datetime, locale: str = "nb_NO") -> str:
@@ -116,8 +102,12 @@ def introduction_paragraphs(text: str) -> list[str]:
     return [" ".join(block.split()) for block in re.split(r"\n\s*\n", text) if block.strip()]
 
 
-def template_context(settings: Settings, digest: DigestConfig, edition: Edition) -> dict[str, object]:
+def template_context(settings: Settings, digest: DigestConfig, edition: Edition,
+                     placeholders: Placeholders | None = None) -> dict[str, object]:
+    """What the templates see. `personal` holds the markers of this render's per-recipient values (digest/message.py
+    fills them); a template writes {{ personal.greeting }}, never a marker of its own."""
     return {
+        "personal": placeholders or Placeholders.fresh(),
         # A stored draft froze its subject and preheader; editions from before drafts work them out here.
         "subject": edition.subject or subject_line(edition, digest),
         "preheader": edition.preheader or preheader(edition),
@@ -223,4 +213,5 @@ def render(settings: Settings, digest: DigestConfig, edition: Edition,
         preheader=str(context["preheader"]),
         html=html,
         text=render_text(env, context),
+        placeholders=context["personal"],  # type: ignore[arg-type]
     )

@@ -31,13 +31,20 @@ KEY_FILE_ENV = "DIGEST_DKIM_KEY_FILE"
 SELECTOR_ENV = "DIGEST_DKIM_SELECTOR"
 DOMAIN_ENV = "DIGEST_DKIM_DOMAIN"
 
-# What a receiver needs to trust: who it is from and to, what it says, when, which message, and how to leave.
-# The structure headers keep the body's meaning; a header the message lacks is simply not listed.
-SIGNED_HEADERS = (
-    "from", "to", "subject", "date", "message-id", "list-unsubscribe", "list-unsubscribe-post",
-    "reply-to", "list-id", "mime-version", "content-type",
+# What a receiver needs to trust: who it is from and to, what it says, when, which message, and how to leave. Each is
+# named once more than it occurs ("oversigning", RFC 6376 5.4.2 and 8.15): a verifier hashes the extra name as an
+# empty field, so a second Subject (or a Reply-To or List-Id the message lacked) added on the way breaks the
+# signature instead of changing what the reader sees under a valid one.
+OVERSIGNED_HEADERS = (
+    "from", "to", "subject", "date", "message-id", "reply-to", "list-id", "list-unsubscribe",
+    "list-unsubscribe-post",
 )
-_SIGNED = tuple(name.encode() for name in SIGNED_HEADERS)
+# The structure headers keep the body's meaning; signed as often as they occur.
+STRUCTURE_HEADERS = ("mime-version", "content-type")
+SIGNED_HEADERS = OVERSIGNED_HEADERS + STRUCTURE_HEADERS
+# (name, how many more times h= names it than the message has it)
+_SIGNED = tuple((name.encode(), 1) for name in OVERSIGNED_HEADERS) + tuple(
+    (name.encode(), 0) for name in STRUCTURE_HEADERS)
 _CANONICALIZATION = (b"relaxed", b"simple")
 _POLICY = CanonicalizationPolicy.from_c_value(b"/".join(_CANONICALIZATION))
 _HEADER_NAME = b"DKIM-Signature"
@@ -69,8 +76,14 @@ class DKIMSigner:
         head, separator, body = message.partition(b"\r\n\r\n")
         if not separator:
             head, body = message, b""
-        latest = _headers(head)
-        include = tuple(name for name in _SIGNED if name in latest)
+        fields_by_name = _headers(head)
+        include: list[bytes] = []
+        hashed: list[bytes] = []
+        for name, extra in _SIGNED:
+            found = fields_by_name.get(name, [])
+            include += [name] * (len(found) + extra)
+            # A verifier takes the fields of one name from the bottom up, then "empty" for each name left over.
+            hashed += [_relaxed(name, value) for value in reversed(found)]
         body_hash = base64.b64encode(hashlib.sha256(_POLICY.canonicalize_body(body)).digest())
         fields = [
             (b"v", b"1"),
@@ -88,8 +101,8 @@ class DKIMSigner:
         # with an empty b= and no final CRLF. Folding only ever turns a space into CRLF + space, which the relaxed
         # form turns back, so the unfolded value is what a verifier hashes.
         digest = hashlib.sha256()
-        for name in include:
-            digest.update(_relaxed(name, latest[name]))
+        for line in hashed:
+            digest.update(line)
         digest.update(b"dkim-signature:" + b"; ".join(b"=".join(f) for f in fields))
         signature = self.key.sign(digest.digest(), padding.PKCS1v15(), Prehashed(hashes.SHA256()))
         fields[-1] = (b"b", base64.b64encode(signature))
@@ -97,20 +110,20 @@ class DKIMSigner:
         return _HEADER_NAME + b": " + value
 
 
-def _headers(head: bytes) -> dict[bytes, bytes]:
-    """Lower-cased name → raw value (continuation lines included) of the last field of each name, as DKIM picks."""
-    latest: dict[bytes, bytes] = {}
-    name = b""
+def _headers(head: bytes) -> dict[bytes, list[bytes]]:
+    """Lower-cased name → the raw values (continuation lines included) of its fields, top to bottom."""
+    found: dict[bytes, list[bytes]] = {}
+    current: list[bytes] | None = None
     for line in head.split(b"\r\n"):
-        if line[:1] in (b" ", b"\t") and name:
-            latest[name] += b"\r\n" + line
+        if line[:1] in (b" ", b"\t") and current is not None:
+            current[-1] += b"\r\n" + line
             continue
         field, colon, value = line.partition(b":")
         if not colon or not field or b" " in field:
             raise ValueError(f"not a header line: {line[:40]!r}")
-        name = field.lower()
-        latest[name] = value
-    return latest
+        current = found.setdefault(field.lower(), [])
+        current.append(value)
+    return found
 
 
 @lru_cache(maxsize=1024)

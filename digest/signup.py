@@ -6,14 +6,16 @@ from collections.abc import Sequence
 from datetime import datetime
 from email import policy
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr, make_msgid, parseaddr
+from email.utils import format_datetime, formataddr, make_msgid
 
 from digest.config import Settings
 from digest.consent import PendingResult, SignUp, SubscriberImport, mask
 from digest.errors import DigestError, SendError
+from digest.message import SubjectHeader
+from digest.outgoing import Outgoing
 from digest.store import Store
 from digest.tokens import make_confirmation_token
-from digest.transports import Envelope, Transport
+from digest.transports import Transport
 
 
 def digest_titles(settings: Settings, digests: Sequence[str]) -> str:
@@ -38,7 +40,7 @@ def confirmation_url(settings: Settings, secret: bytes, pending_id: int) -> str:
 
 
 def confirmation_message(settings: Settings, secret: bytes, pending_id: int, signup: SignUp, *,
-                         now: datetime) -> Envelope:
+                         now: datetime) -> bytes:
     """A short plain-text e-mail with the link that confirms the sign-up. Nothing is sent until it is followed."""
     digest = settings.digest(signup.digests[0])
     titles = digest_titles(settings, signup.digests)
@@ -48,7 +50,7 @@ def confirmation_message(settings: Settings, secret: bytes, pending_id: int, sig
     if digest.sender.reply_to:
         msg["Reply-To"] = digest.sender.reply_to
     msg["To"] = formataddr((signup.name, signup.email), charset="utf-8")
-    msg["Subject"] = f"Bekreft abonnementet på {titles}"
+    msg["Subject"] = SubjectHeader("Subject", f"Bekreft abonnementet på {titles}")
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = make_msgid(idstring="bekreft", domain=digest.sender.domain)
     msg["Auto-Submitted"] = "auto-generated"
@@ -62,7 +64,16 @@ def confirmation_message(settings: Settings, secret: bytes, pending_id: int, sig
         f"Hilsen {digest.contact.organisation}\n",
         charset="utf-8",
     )
-    return Envelope(parseaddr(digest.sender.from_)[1], signup.email, msg.as_bytes(policy=policy.SMTP), "bekreft")
+    return msg.as_bytes(policy=policy.SMTP)
+
+
+def send_confirmation(settings: Settings, transport: Transport, secret: bytes, pending_id: int, signup: SignUp, *,
+                      now: datetime, outgoing: Outgoing | None = None) -> None:
+    """The confirmation e-mail on the digests' own way out (digest.outgoing): signed with DKIM when a key is
+    configured, from the return path. `outgoing` saves reading the key again for each of many."""
+    outgoing = outgoing or Outgoing.for_sender(settings.digest(signup.digests[0]).sender)
+    message = confirmation_message(settings, secret, pending_id, signup, now=now)
+    outgoing.send(transport, signup.email, message, "bekreft")
 
 
 def request_confirmation(settings: Settings, store: Store, transport: Transport, secret: bytes, signup: SignUp, *,
@@ -72,7 +83,7 @@ def request_confirmation(settings: Settings, store: Store, transport: Transport,
     if result.send:
         try:
             with transport:
-                transport.send(confirmation_message(settings, secret, result.pending_id, signup, now=now))
+                send_confirmation(settings, transport, secret, result.pending_id, signup, now=now)
         except (DigestError, ValueError):  # ValueError: a header the email package refuses; nothing stays pending
             store.discard_pending_signup(result.pending_id)
             raise
@@ -91,6 +102,7 @@ def import_asking_for_confirmation(settings: Settings, store: Store, transport: 
             report.merged_duplicates += 1
         seen[email.lower()] = name or seen.get(email.lower(), "")
     text = consent_text(settings, digests)
+    outgoing = Outgoing.for_sender(settings.digest(digests[0]).sender) if digests else None
     with transport:
         for email, name in seen.items():
             current = store.subscriber_by_email(email)
@@ -106,7 +118,8 @@ def import_asking_for_confirmation(settings: Settings, store: Store, transport: 
             result = store.add_pending_signup(signup, now=now)
             if result.send:
                 try:
-                    transport.send(confirmation_message(settings, secret, result.pending_id, signup, now=now))
+                    send_confirmation(settings, transport, secret, result.pending_id, signup, now=now,
+                                      outgoing=outgoing)
                 except (SendError, ValueError) as err:  # ValueError: a header the email package refuses
                     store.discard_pending_signup(result.pending_id)
                     report.problems.append(f"{mask(email)}: {err}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime
 
 import pytest
@@ -54,7 +55,7 @@ def test_the_real_edition_passes_every_offline_check(real):
     contrast = check_contrast(rendered.html)
     assert contrast.verdict == "ok", contrast.details
     # http base_url in schedule.yaml: everything is there, but one-click unsubscribe wants https.
-    unsubscribe = check_unsubscribe(rendered.html, rendered.text, message)
+    unsubscribe = check_unsubscribe(rendered, message)
     assert unsubscribe.verdict == "warn" and "https" in unsubscribe.message
 
 
@@ -124,13 +125,14 @@ def test_contrast_follows_backgrounds_inheritance_large_text_and_transparency():
 
 def test_missing_unsubscribe_link_or_headers_fail(real):
     rendered, message = real
-    without_link = rendered.html.replace('href="@@unsubscribe_url@@"', 'href="https://example.org/"')
-    check = check_unsubscribe(without_link, rendered.text, message)
+    marker = rendered.placeholders.unsubscribe_url
+    without_link = replace(rendered, html=rendered.html.replace(f'href="{marker}"', 'href="https://example.org/"'))
+    check = check_unsubscribe(without_link, message)
     assert check.verdict == "fail" and check.message == "HTML-delen har ingen avmeldingslenke."
     headerless = message.replace(b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n", b"")
-    check = check_unsubscribe(rendered.html, rendered.text, headerless)
+    check = check_unsubscribe(rendered, headerless)
     assert check.verdict == "fail" and "RFC 8058" in check.message
-    check = check_unsubscribe(rendered.html, rendered.text.replace("@@unsubscribe_url@@", ""), message)
+    check = check_unsubscribe(replace(rendered, text=rendered.text.replace(marker, "")), message)
     assert check.verdict == "fail" and check.message == "Tekstdelen har ingen avmeldingslenke."
 
 

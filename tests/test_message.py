@@ -47,13 +47,14 @@ def test_substituted_bytes_decode_to_the_personalised_edition(project, recipient
     text, html, message = decoded_parts(data)
 
     greeting = f"Hei, {recipient.name}!" if recipient.name else "Hei!"
-    expected_text = (rendered.text.replace("@@greeting@@", greeting).replace("@@email@@", recipient.email)
-                     .replace("@@unsubscribe_url@@", recipient.unsubscribe_url)
-                     .replace("@@preferences_url@@", recipient.preferences_url))
-    expected_html = (rendered.html.replace("@@greeting@@", html_module.escape(greeting))
-                     .replace("@@email@@", html_module.escape(recipient.email))
-                     .replace("@@unsubscribe_url@@", html_module.escape(recipient.unsubscribe_url))
-                     .replace("@@preferences_url@@", html_module.escape(recipient.preferences_url)))
+    marker = rendered.placeholders.marker
+    expected_text = (rendered.text.replace(marker("greeting"), greeting).replace(marker("email"), recipient.email)
+                     .replace(marker("unsubscribe_url"), recipient.unsubscribe_url)
+                     .replace(marker("preferences_url"), recipient.preferences_url))
+    expected_html = (rendered.html.replace(marker("greeting"), html_module.escape(greeting))
+                     .replace(marker("email"), html_module.escape(recipient.email))
+                     .replace(marker("unsubscribe_url"), html_module.escape(recipient.unsubscribe_url))
+                     .replace(marker("preferences_url"), html_module.escape(recipient.preferences_url)))
     assert text.replace("\r\n", "\n") == expected_text
     assert html.replace("\r\n", "\n") == expected_html.replace("\r\n", "\n")
     assert message["To"].addresses[0].addr_spec == recipient.email

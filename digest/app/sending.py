@@ -18,6 +18,7 @@ from digest.errors import NotApproved
 from digest.guards import check_send
 from digest.message import MessageTemplate, build_template, example_values, fill, fill_text, recipient_for
 from digest.models import RenderedEdition, SendReport, Subscriber
+from digest.outgoing import Outgoing, edition_builder
 from digest.render import render
 from digest.sender import Notice, Sender
 from digest.signing import DKIMSigner, signer_from_env
@@ -35,8 +36,8 @@ def write_preview(settings: Settings, rendered: RenderedEdition, out: Path) -> t
     """The edition as a subscriber sees it (with example personal values), as .html and .txt side by side."""
     values = example_values(settings)
     txt_path = out.with_suffix(".txt")
-    _write_atomically(out, fill(rendered.html, values))
-    _write_atomically(txt_path, fill_text(rendered.text, values))
+    _write_atomically(out, fill(rendered.html, rendered.placeholders, values))
+    _write_atomically(txt_path, fill_text(rendered.text, rendered.placeholders, values))
     return out, txt_path
 
 
@@ -69,11 +70,9 @@ def send_test(settings: Settings, store: Store, transport: Transport, name: str,
     template = build_template(rendered, digest, now=now, subject_prefix="[TEST] ")
     recipient = recipient_for(settings, name, digest, template, resolve_secret(store), subscriber_id=None,
                               email=address, name="")
-    data = template.personalise(recipient)
-    if signer is not None:
-        data = signer.sign(data)
+    outgoing = Outgoing(envelope_from=digest.sender.envelope_from, signer=signer)
     with transport:
-        transport.send(Envelope(template.envelope_from, address, data, "test"))
+        outgoing.send(transport, address, template.personalise(recipient), "test")
     report.sent = 1
     report.destination = transport.description
     return report
@@ -182,29 +181,9 @@ def resume_message(report: SendReport) -> str:
 
 def message_builder(settings: Settings, name: str, template: MessageTemplate, secret: bytes,
                     signer: DKIMSigner | None, batch: str, *, for_smtp: bool = False) -> Callable[[Job], Envelope]:
-    """Job → envelope with the personalised (and, with a DKIM key, signed) message. Runs in the pool's threads.
-
-    `for_smtp` also gives the envelope its wire form, dot-stuffed from pieces stuffed once per edition.
-    """
-    digest = settings.digest(name)
-
-    def build(job: Job) -> Envelope:
-        recipient = recipient_for(settings, name, digest, template, secret, subscriber_id=job.subscriber_id,
-                                  email=job.email, name=job.name)
-        wire = None
-        if for_smtp:
-            data, wire = template.personalise_for_smtp(recipient)
-        else:
-            data = template.personalise(recipient)
-        if signer is not None:
-            # The signature covers the message as the receiver reads it, i.e. before dot-stuffing; the header
-            # itself has no line that starts with a dot.
-            header = signer.signature(data)
-            data = header + data
-            wire = None if wire is None else header + wire
-        return Envelope(template.envelope_from, job.email, data, batch, wire)
-
-    return build
+    """Job → envelope with the personalised (and, with a DKIM key, signed) message: digest.outgoing's mail path."""
+    outgoing = Outgoing(envelope_from=template.envelope_from, signer=signer)
+    return edition_builder(settings, name, template, secret, outgoing, batch, for_smtp=for_smtp)
 
 
 def _dry_run(settings: Settings, store: Store, name: str, key: str, segment: Segment | None,

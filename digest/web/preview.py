@@ -37,7 +37,6 @@ from digest.render import render
 from digest.sources.fetch import user_agent
 from digest.store import Store
 
-PERSONAL_LINKS = ("@@unsubscribe_url@@", "@@preferences_url@@")
 # How long a built preview is reused (the page and its two frames ask within a second) unless a file changed.
 CACHE_SECONDS = 60.0
 
@@ -54,9 +53,11 @@ def _drop_separator(before: str | None, after: str | None) -> tuple[str | None, 
 def public_html(rendered: RenderedEdition) -> str:
     """The edition as anyone may see it at its archive address: no greeting by name, no address, and the personal
     links (unsubscribe, preferences) removed with their separators."""
+    placeholders = rendered.placeholders
+    personal_links = {placeholders.unsubscribe_url, placeholders.preferences_url}
     document = lxml.html.document_fromstring(rendered.html)
     for anchor in list(document.iter("a")):
-        if (anchor.get("href") or "").strip() not in PERSONAL_LINKS:
+        if (anchor.get("href") or "").strip() not in personal_links:
             continue
         previous = anchor.getprevious()
         parent = anchor.getparent()
@@ -67,8 +68,7 @@ def public_html(rendered: RenderedEdition) -> str:
         anchor.drop_tree()
     out = lxml.html.tostring(document, encoding="unicode", doctype="<!doctype html>")
     # The footer says "because <address> subscribes"; on a public page it is "because you subscribe".
-    return fill(out, {"@@greeting@@": "Hei!", "@@email@@": "du", "@@unsubscribe_url@@": "",
-                      "@@preferences_url@@": ""})
+    return fill(out, placeholders, {"greeting": "Hei!", "email": "du", "unsubscribe_url": "", "preferences_url": ""})
 
 
 def with_base_target(html: str) -> str:
@@ -135,7 +135,7 @@ def build_preview(settings: Settings, store: Store, name: str, *, as_of: date | 
     recipient = recipient_for(settings, name, digest, template, secret, subscriber_id=None, email=EXAMPLE_ADDRESS,
                               name="")
     values = example_values(settings)
-    html = fill(rendered.html, values)
+    html = fill(rendered.html, rendered.placeholders, values)
     checks = [
         articles_check,
         sources_check,
@@ -143,12 +143,12 @@ def build_preview(settings: Settings, store: Store, name: str, *, as_of: date | 
         check_alt_text(html),
         check_headings(html),
         check_contrast(html),
-        check_unsubscribe(rendered.html, rendered.text, template.personalise(recipient)),
+        check_unsubscribe(rendered, template.personalise(recipient)),
     ]
     if links is not None:
         checks.append(links(links_in(html, own_prefix=settings.public_url)))
     return DeskPreview(**base, prepared=prepared, rendered=rendered, html=html,
-                       text=fill_text(rendered.text, values), checks=tuple(checks),
+                       text=fill_text(rendered.text, rendered.placeholders, values), checks=tuple(checks),
                        links_checked=links is not None, changes=changes)
 
 
