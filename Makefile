@@ -52,6 +52,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/render.py
 	$(BIN)/python bench/send.py
 	$(BIN)/python bench/collect.py
+	$(BIN)/python bench/hostile.py
+	$(BIN)/python bench/corpus.py
 
 clean:
 	rm -rf $(VENV) outbox digest.db .pytest_cache

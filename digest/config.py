@@ -150,6 +150,16 @@ def _transport_url(value: str) -> str:
     return value
 
 
+def _ip_network(value: str) -> str:
+    import ipaddress
+
+    try:
+        ipaddress.ip_network(value.strip(), strict=False)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address or network (e.g. 127.0.0.1 or 10.0.0.0/8)") from None
+    return value.strip()
+
+
 WebUrl = Annotated[str, AfterValidator(_web_url)]
 CssSelector = Annotated[str, Field(min_length=1), AfterValidator(_css_selector)]
 
@@ -355,6 +365,9 @@ class Settings(_Strict):
     topics: dict[str, SingleLine] = Field(default_factory=dict)
     # A folder of the site's own e-mail templates (relative to this file), looked up before the built-in ones.
     templates: str | None = None
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For the web app believes; none by default, so a
+    # client cannot pick its own address for the rate limits.
+    trusted_proxies: list[Annotated[str, AfterValidator(_ip_network)]] = Field(default_factory=list)
 
     # Where the file lives: relative paths (content/, outbox/, sqlite files) are read from there.
     root: Path = Field(default=Path("."), exclude=True)

@@ -110,3 +110,10 @@ def test_serve_refuses_a_host_it_cannot_resolve(project):
     assert_one_line_before_serving(
         serve(project, "--host", "no-such-host.invalid"),
         "error: --host 'no-such-host.invalid': not an address or a host name this machine can resolve")
+
+
+def test_a_trusted_proxy_that_is_no_address_names_line_and_key(project, run_cli):
+    line_number = set_in_schedule(project, "transport: outbox:outbox", "trusted_proxies: [127.0.0.1, nginx]")
+    line = one_error_line(run_cli("collect", "kultur"))
+    assert line == (f"error: schedule.yaml:{line_number}: trusted_proxies.1: 'nginx' is not an IP address or "
+                    "network (e.g. 127.0.0.1 or 10.0.0.0/8)")

@@ -10,6 +10,7 @@ from digest.store.apikeys import ApiKeyStore
 from digest.store.apisubscribers import ApiSubscriberStore
 from digest.store.base import StoreBase
 from digest.store.bounces import BounceStore
+from digest.store.desk_sessions import DeskSessionStore
 from digest.store.drafts import DraftStore
 from digest.store.editions import EditionStore, StoredEdition
 from digest.store.editors import EditorStore
@@ -39,5 +40,5 @@ __all__ = [
 
 
 class Store(DraftStore, EditionStore, LedgerStore, ScheduleStore, SignupStore, BounceStore, GdprStore, WebCacheStore,
-            SourceOutcomeStore, EditorStore, ApiKeyStore, ApiSubscriberStore, StoreBase):
+            SourceOutcomeStore, EditorStore, DeskSessionStore, ApiKeyStore, ApiSubscriberStore, StoreBase):
     """All state of kulturdigest behind one SQLAlchemy URL (a SQLite file by default)."""

@@ -3,15 +3,18 @@
 The cookie (Starlette's SessionMiddleware, signed with a key derived from the app's secret) is HttpOnly,
 SameSite=Lax, Secure when base_url is https, and sent by the browser only for /redaksjon: no other page of the app
 ever reads or sets it, so the subscribers' pages (one-click unsubscribe above all) stay cookie-free. It holds the
-editor's name, a stamp of their password hash (a new password or a removed editor ends every session) and the CSRF
+editor's name, a stamp of their password hash (a new password or a removed editor ends every session), the id of
+a session kept server-side (logging out deletes it, so a saved copy of the cookie stops working) and the CSRF
 token, which each form sends back in a hidden field.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 import time
+from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -27,6 +30,7 @@ LOGIN = f"{DESK}/logg-inn"
 SESSION_COOKIE = "kulturdigest_redaksjon"
 SESSION_SECONDS = 8 * 60 * 60  # a working day; then log in again
 CSRF_FIELD = "csrf"
+SESSION_ID = "sid"  # the id of the session's row in the store (digest/store/desk_sessions.py)
 
 
 def session_options(secret: bytes, *, https: bool) -> dict[str, Any]:
@@ -68,10 +72,14 @@ def require_csrf(request: Request, submitted: str) -> None:
 def current_editor(request: Request) -> str | None:
     name = request.session.get("editor")
     stamp = request.session.get("stamp")
-    if not name or not stamp:
+    session_id = request.session.get(SESSION_ID)
+    if not name or not stamp or not session_id:
         return None
-    current = session_stamp(web_state(request).store, str(name))
-    if current is None or not hmac.compare_digest(current, str(stamp)):
+    state = web_state(request)
+    current = session_stamp(state.store, str(name))
+    open_for = state.store.desk_session_editor(_id_hash(str(session_id)), now=state.now())
+    if current is None or not hmac.compare_digest(current, str(stamp)) or open_for != name:
+        # Logged out, removed, a new password, or expired: a saved copy of the cookie opens nothing.
         request.session.clear()
         return None
     return str(name)
@@ -87,14 +95,27 @@ def require_editor(request: Request) -> str:
 
 def log_in(request: Request, name: str) -> None:
     """A fresh session for the editor: nothing from before the login (a planted CSRF token) carries over."""
-    stamp = session_stamp(web_state(request).store, name)
+    state = web_state(request)
+    stamp = session_stamp(state.store, name)
+    session_id = secrets.token_urlsafe(32)
+    now = state.now()
+    state.store.start_desk_session(_id_hash(session_id), name, now=now,
+                                   expires_at=now + timedelta(seconds=SESSION_SECONDS))
     request.session.clear()
-    request.session.update({"editor": name, "stamp": stamp, "since": int(time.time()),
+    request.session.update({"editor": name, "stamp": stamp, "since": int(time.time()), SESSION_ID: session_id,
                             CSRF_FIELD: secrets.token_urlsafe(32)})
 
 
 def log_out(request: Request) -> None:
+    """Ends the session on the server too: the cookie, or any copy of it, no longer opens the desk."""
+    session_id = request.session.get(SESSION_ID)
+    if session_id:
+        web_state(request).store.end_desk_session(_id_hash(str(session_id)))
     request.session.clear()
+
+
+def _id_hash(session_id: str) -> str:
+    return hashlib.sha256(session_id.encode("ascii", "replace")).hexdigest()
 
 
 def login_url(next_path: str = "") -> str:

@@ -29,9 +29,10 @@ class TokenMaskingFilter(logging.Filter):
 
 def _config(app: FastAPI, host: str, port: int, log_level: str) -> uvicorn.Config:
     logging.getLogger("uvicorn.access").addFilter(TokenMaskingFilter())
-    # proxy_headers trusts X-Forwarded-For only from 127.0.0.1 (uvicorn's default), i.e. a local reverse proxy.
+    # uvicorn's proxy_headers would believe X-Forwarded-For from any local client; the app decides instead, from
+    # `trusted_proxies` (digest.web.context.client_ip).
     return uvicorn.Config(app, host=host, port=port, log_level=log_level, server_header=False,
-                          proxy_headers=True, lifespan="off")
+                          proxy_headers=False, lifespan="off")
 
 
 def listen(host: str, port: int) -> socket.socket:
