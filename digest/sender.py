@@ -211,10 +211,12 @@ class Sender:
                     report.paused = mask_addresses(fatal.reason or "")
                     self.notice(f"Stopping: {mask_addresses(fatal.reason or '')}")
                 if not stopping and tally.consecutive_failures >= config.max_errors:
+                    # The limit is what paused it: failures of other connections that came in with the one that
+                    # reached it were already under way.
                     stopping = True
-                    report.paused = (f"paused after {tally.consecutive_failures} connection failures in a row "
+                    report.paused = (f"paused after {config.max_errors} connection failures in a row "
                                      f"(last: {tally.last_failure})")
-                    self.notice(f"Pausing: {tally.consecutive_failures} connection failures in a row "
+                    self.notice(f"Pausing: {config.max_errors} connection failures in a row "
                                 f"(last: {tally.last_failure}).")
             ledger.record(writes)
         report.elapsed = self.clock() - started

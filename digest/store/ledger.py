@@ -173,14 +173,10 @@ def _literal(value: str) -> sa.ColumnElement[str]:
     return sa.literal_column("'" + value.replace("'", "''") + "'")
 
 
-# A job goes to a connection only if this finds its delivery still wanted: pending, to a subscriber who is active,
-# still receives the digest and whose address is not on the suppression list. The sender runs it in the
-# transaction it commits before handing the job over, so a leave committed before (the 200 of a one-click
-# unsubscribe, a bounce or complaint recorded, an address forgotten) always wins. b_state NULL keeps the state: a
-# job in reserve behind another moves to "sending" only when its connection starts on it.
-_CLAIM = (
-    deliveries.update()
-    .where(
+def _still_wanted() -> sa.ColumnElement[bool]:
+    """The delivery is pending, to a subscriber who is active, still receives the digest (b_digest) and whose
+    address (b_hash) is not on the suppression list."""
+    return sa.and_(
         deliveries.c.edition_id == sa.bindparam("b_edition"),
         deliveries.c.subscriber_id == sa.bindparam("b_id"),
         sa.or_(*(deliveries.c.state == _literal(state) for state in PENDING_STATES)),
@@ -188,9 +184,18 @@ _CLAIM = (
                           _receives_digest(sa.bindparam("b_digest", type_=sa.String))),
         ~sa.exists().where(suppressions.c.email_hash == sa.bindparam("b_hash", type_=sa.String)),
     )
-    .values(state=sa.func.coalesce(sa.bindparam("b_state", type_=sa.String), deliveries.c.state),
-            updated_at=sa.bindparam("b_now", type_=sa.DateTime(timezone=True)))
+
+
+# A job goes to a connection only if one of these finds its delivery still wanted. The sender runs it in the
+# transaction it commits before handing the job over, so a leave committed before (the 200 of a one-click
+# unsubscribe, a bounce or complaint recorded, an address forgotten) always wins. A job its connection starts on
+# moves to "sending" in the same statement; one put in reserve behind another is only looked at (no write), and
+# moves to "sending" when its connection starts on it.
+_CLAIM_START = (
+    deliveries.update().where(_still_wanted())
+    .values(state=_literal("sending"), updated_at=sa.bindparam("b_now", type_=sa.DateTime(timezone=True)))
 )
+_CLAIM_RESERVE = sa.select(deliveries.c.subscriber_id).where(_still_wanted())
 
 
 class Ledger:
@@ -210,7 +215,8 @@ class Ledger:
         self._email_hash = email_hash
         dialect = conn.dialect
         self._move = _Compiled(_LEDGER_MOVE, dialect)
-        self._claim = _Compiled(_CLAIM, dialect)
+        self._claim_start = _Compiled(_CLAIM_START, dialect)
+        self._claim_reserve = _Compiled(_CLAIM_RESERVE, dialect)
         self._timestamp = sa.DateTime(timezone=True).bind_processor(dialect) or (lambda value: value)
         self._driver = conn.connection.dbapi_connection
         assert self._driver is not None
@@ -257,11 +263,15 @@ class Ledger:
         """Inside `transaction`: may this delivery go to a connection? True if it is still wanted (then, with
         `start`, it is "sending" from the commit on); False if the subscriber left, or it is no longer pending."""
         assert self._cursor is not None, "claims are made inside Ledger.transaction"
+        row = {"b_edition": self._edition_id, "b_id": subscriber_id, "b_digest": self._digest,
+               "b_hash": self._email_hash(email)}
+        if not start:
+            self._cursor.execute(self._claim_reserve.sql, self._claim_reserve.params(row))
+            return bool(self._cursor.fetchall())
         if self._now is None:
             self._now = self._timestamp(_now())
-        row = {"b_edition": self._edition_id, "b_id": subscriber_id, "b_digest": self._digest,
-               "b_hash": self._email_hash(email), "b_state": "sending" if start else None, "b_now": self._now}
-        self._cursor.execute(self._claim.sql, self._claim.params(row))
+        row["b_now"] = self._now
+        self._cursor.execute(self._claim_start.sql, self._claim_start.params(row))
         return bool(self._cursor.rowcount == 1)
 
 
