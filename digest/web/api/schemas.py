@@ -50,6 +50,11 @@ ADDRESS_PATTERN = (r"^[A-Za-z0-9_%+-]{1,32}(\.[A-Za-z0-9_%+-]{1,16}){0,2}@"
                    r"[A-Za-z]{2,24}$")
 
 
+# One line of text: no line breaks or other control characters (C0, DEL, C1, the Unicode line and paragraph
+# separators), as digest.subscribers.clean_name refuses for a name that goes into a To: header.
+ONE_LINE = r"^[^\u0000-\u001f\u007f-\u009f\u2028\u2029]*$"
+
+
 class Strict(BaseModel):
     # Python's regular expressions: the address pattern looks ahead, which pydantic's default engine cannot.
     model_config = ConfigDict(extra="forbid", regex_engine="python-re")
@@ -164,8 +169,8 @@ def inputs(settings: Settings) -> Inputs:
     topic = _choice("Topic", list(settings.topics))
     municipality = _choice("Municipality", list(settings.municipalities)) if settings.municipalities else str
     topics_field = (list[topic], Field(default_factory=list, max_length=len(settings.topics) or 0))
-    name_field = (str, Field("", max_length=200, examples=["Kari Nordmann"]))
-    municipality_field = ((municipality | None, Field(None, max_length=100)) if municipality is str
+    name_field = (str, Field("", max_length=200, pattern=ONE_LINE, examples=["Kari Nordmann"]))
+    municipality_field = ((municipality | None, Field(None, max_length=100, pattern=ONE_LINE)) if municipality is str
                           else (municipality | None, None))
     digests_default = list(settings.digests) if len(settings.digests) == 1 else None
     create = create_model(
@@ -185,7 +190,7 @@ def inputs(settings: Settings) -> Inputs:
     )
     update = create_model(
         "SubscriberUpdate", __base__=Strict,
-        name=(str | None, Field(None, max_length=200)),
+        name=(str | None, Field(None, max_length=200, pattern=ONE_LINE)),
         municipality=municipality_field,
         topics=(list[topic] | None, Field(None, max_length=len(settings.topics) or 0)),
         digests=(list[digest] | None, Field(None, min_length=1, max_length=len(settings.digests),

@@ -37,7 +37,9 @@ def _address(email: str, *, field: str | None = "email") -> str:
 
 def _name(name: str | None) -> str:
     try:
-        return clean_name(name or "")[:200]
+        # Edge spaces go (a trailing line break too, which a pattern's `$` lets through in Python's regular
+        # expressions); a break or control character inside the name is refused.
+        return clean_name((name or "").strip())[:200]
     except ValueError:
         raise ApiProblem(422, "validation", "name: it has a line break or control character", field="name") from None
 
