@@ -28,7 +28,23 @@ $(CHROMIUM):
 	@if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	else echo "$(CHROMIUM) is missing: run 'sudo apt-get install -y chromium' (browser tests need it)"; fi
 
-test: $(STAMP) | $(CHROMIUM)
+# The official MJML compiler (npm mjml), to check that MRML gives Outlook the same widths; installed into tests/.node/.
+OFFICIAL_MJML := tests/.node/node_modules/.bin/mjml
+MJML_VERSION  := 4.18.0
+
+$(OFFICIAL_MJML):
+	@if ! command -v npm >/dev/null && [ "$$(id -u)" = 0 ]; then apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; fi
+	npm install --prefix tests/.node --no-audit --no-fund --no-save --loglevel=error mjml@$(MJML_VERSION)
+
+# SpamAssassin scores the demo message (offline, `spamassassin -L -t`); Debian's package, installed when missing.
+SPAMASSASSIN := /usr/bin/spamassassin
+
+$(SPAMASSASSIN):
+	@if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq spamassassin; \
+	else echo "$(SPAMASSASSIN) is missing: run 'sudo apt-get install -y spamassassin' (the spam-score test needs it)"; fi
+
+test: $(STAMP) | $(CHROMIUM) $(OFFICIAL_MJML) $(SPAMASSASSIN)
 	$(BIN)/ruff check digest tests bench
 	$(BIN)/python -m pytest
 

@@ -17,9 +17,11 @@ from digest.cli_app import STATE_WORDS, AsOf, _as_of, _local, _now, _settings, _
 from digest.cli_stats import ListFormat, list_subscribers
 from digest.config import Settings
 from digest.errors import DigestError
+from digest.guards import check_send, over_smtp
 from digest.models import Article, SendReport
-from digest.render import render
+from digest.render import mjml_source, render
 from digest.sendview import SendView, summary_line
+from digest.signing import signer_from_env
 from digest.subscribers import read_subscriber_csv
 from digest.transports import transport_from_url
 
@@ -37,6 +39,8 @@ def preview(
     open_browser: Annotated[bool, typer.Option("--open", help="Open the preview in the default browser: the "
                                                "editors' desk when `digest serve` answers at base_url, else the "
                                                "HTML file.")] = False,
+    mjml_file: Annotated[Path | None, typer.Option("--mjml", help="Also write the edition's MJML source here (for "
+                                                   "template work, or to compile with the official MJML).")] = None,
 ) -> None:
     """Render the next edition (or one already sent) to an HTML file and a text file, and print the path.
 
@@ -55,12 +59,31 @@ def preview(
     rendered = render(settings, settings.digest(name), edition)
     target = out_file or Path("outbox") / "preview" / f"{name}-{edition.key}.html"
     html_path, txt_path = write_preview(settings, rendered, target)
+    guards = check_send(settings, html_bytes=rendered.html_bytes, smtp=over_smtp(settings.transport),
+                        signed=signer_from_env(settings.digest(name).sender.domain) is not None)
+    for line in guards.lines(sending=False):
+        err.print(line, markup=False, highlight=False)
+    if mjml_file is not None:
+        _write_text(mjml_file, mjml_source(settings, settings.digest(name), edition))
+        err.print(f"MJML source in {mjml_file}", markup=False, highlight=False)
     state = STATE_WORDS.get(prepared.state, prepared.state)
     err.print(f"{name} {edition.key}: {len(edition.articles)} articles, {rendered.html_bytes / 1024:.0f} KB "
               f"HTML ({state}); text part in {txt_path}")
     print(html_path)
     if open_browser:
         _open_preview(settings, name, as_of, html_path)
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Whole or not at all: a temporary file beside the target, renamed over it."""
+    import os
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
 
 
 def _open_preview(settings: Settings, name: str, as_of: str | None, html_path: Path | None) -> None:
@@ -123,6 +146,10 @@ def _warn_sources(problems: list[str]) -> None:
 
 def _print_report(report: SendReport, *, test_copy: bool) -> None:
     _warn_sources(report.source_problems)
+    for line in report.guards:
+        err.print(line, markup=False, highlight=False)
+    if report.guard_refused:
+        return  # the outcome's last line says so
     if report.articles == 0:
         out.print(report.problems[0] if report.problems else "Nothing to send.")
         return

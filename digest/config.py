@@ -264,6 +264,14 @@ class SegmentConfig(_Strict):
     topics: list[SingleLine] = Field(default_factory=list)
 
 
+class Logo(_Strict):
+    """The sender's logo at the top of the e-mail: an image on the web (https), its alt text and width in pixels."""
+
+    url: WebUrl
+    alt: SingleLine
+    width: int = Field(default=160, ge=16, le=552)  # 552 px: the content width inside the masthead's padding
+
+
 class ContentOptions(_Strict):
     """`content: {strict: true}`: a bad content file stops the edition instead of being left out with a warning."""
 
@@ -292,6 +300,7 @@ class DigestConfig(_Strict):
     content: ContentOptions = Field(default_factory=ContentOptions)
     # Who gets the preview of an edition that waits for approval. Validated after `approval`, which it depends on.
     editors: list[Address] = Field(default_factory=list, validate_default=True)
+    logo: Logo | None = None
 
     @field_validator("approval", mode="before")
     @classmethod
@@ -338,6 +347,9 @@ class Sending(_Strict):
     timeout_seconds: float = Field(default=30.0, gt=0)
     # Subscribers are read from the store this many at a time, so memory stays flat however long the list is.
     batch_size: int = Field(default=500, ge=1, le=100_000)
+    # Guards that refuse a send instead of warning (see digest/guards.py): https base_url and a DKIM key over SMTP,
+    # HTML small enough that Gmail does not clip it.
+    require: list[Literal["https", "dkim", "unclipped"]] = Field(default_factory=list)
 
 
 class Settings(_Strict):
@@ -351,6 +363,8 @@ class Settings(_Strict):
     # What the sign-up and preferences forms offer: municipalities (empty: free text) and topics (key → label).
     municipalities: list[SingleLine] = Field(default_factory=list)
     topics: dict[str, SingleLine] = Field(default_factory=dict)
+    # A folder of the site's own e-mail templates (relative to this file), looked up before the built-in ones.
+    templates: str | None = None
     # Reverse proxies (addresses or networks) whose X-Forwarded-For the web app believes; none by default, so a
     # client cannot pick its own address for the rate limits.
     trusted_proxies: list[Annotated[str, AfterValidator(_ip_network)]] = Field(default_factory=list)

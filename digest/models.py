@@ -217,3 +217,6 @@ class SendReport:
     refused: int = 0
     # Sources that failed while collecting this edition (it went out without them).
     source_problems: list[str] = field(default_factory=list)
+    # The send-time guards' lines (digest/guards.py); `guard_refused`: one is required, so nothing was sent.
+    guards: list[str] = field(default_factory=list)
+    guard_refused: bool = False

@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import re
+from email import policy
 from email.errors import HeaderParseError
-from email.header import decode_header, make_header
 from pathlib import Path
 
 from email_validator import EmailNotValidError, validate_email
@@ -36,13 +36,14 @@ def normalise_address(address: str) -> str:
 def clean_name(name: str) -> str:
     """A subscriber's name as it may go into a `To:` header: decoded, one line, at most MAX_NAME_CHARS characters.
 
-    A name written as MIME encoded words (`=?utf-8?q?…?=`) is decoded first, so a CR/LF hidden in one is seen and
-    refused here, before anything is stored or sent. Long names are cut (a name of 10 000 characters from a CSV
-    would make a `To:` line longer than the 998 bytes RFC 5322 allows): at MAX_NAME_CHARS characters, and at
-    MAX_NAME_BYTES bytes of UTF-8, so that even four-byte characters fit the line once encoded.
+    A name written as MIME encoded words (`=?utf-8?q?…?=`) is decoded first, as a mail client would show it, so a
+    CR/LF hidden in one is seen and refused here, before anything is stored or sent; what is kept is the decoded
+    text. Long names are cut (a name of 10 000 characters from a CSV would make a `To:` line longer than the 998
+    bytes RFC 5322 allows): at MAX_NAME_CHARS characters, and at MAX_NAME_BYTES bytes of UTF-8, so that even
+    four-byte characters fit the line once encoded.
     """
     decoded = _decoded(name)
-    if _CONTROL.search(decoded):
+    if _CONTROL.search(name) or _CONTROL.search(decoded):
         raise ValueError("the name contains a line break or control character")
     cleaned = " ".join(decoded.split())[:MAX_NAME_CHARS]
     while len(cleaned.encode("utf-8")) > MAX_NAME_BYTES:
@@ -54,7 +55,9 @@ def _decoded(name: str) -> str:
     if "=?" not in name:
         return name
     try:
-        return str(make_header(decode_header(name)))
+        # The email package's own header parser: it decodes the encoded words and leaves the rest of the text as
+        # it is (decode_header + make_header would choke on plain non-ASCII text beside an encoded word).
+        return str(policy.default.header_factory("X-Name", name))
     except (HeaderParseError, LookupError, UnicodeError, ValueError):
         raise ValueError("the name has an encoded word (=?…?=) that cannot be read") from None
 

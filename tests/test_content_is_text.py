@@ -22,7 +22,8 @@ TITLE = f"Tilbud {LOOKALIKES} i dag"
 TEASER = f"Les om @@unsubscribe_url@@, {{preferences_url}} og =?iso-8859-1?q?=E5?= her: {LOOKALIKES}."
 KICKER = "@@greeting@@ =3D {title}"
 SUBJECT = f"Kultur: {TITLE}"
-# A subscriber's own name may look like a placeholder too: it is a value, never searched for markers.
+# A subscriber's own name may look like a placeholder too: it is a value, never searched for markers. (A name
+# written as encoded words is read as a mail client shows it when it is imported: "Åse =?utf-8?q?x?= Ø" is "Åse x Ø".)
 PEOPLE = [("kari@example.org", "Kari Nordmann"), ("ola@example.org", "@@h_email@@ {email}"),
           ("aase@example.org", "Åse %s {{ name }} =40 Ø")]
 MARKER = re.compile(r"@@[a-z_]+\.[0-9a-f]{32}@@")

@@ -120,3 +120,44 @@ def test_edition_date_and_article_dates_are_norwegian(project):
     rendered = kultur_edition(project)
     assert "1. juli 2019" in rendered.html
     assert "5. desember 2018" in rendered.text
+
+
+def test_preheader_is_hidden_everywhere_and_ends_the_inbox_snippet(project):
+    rendered = kultur_edition(project)
+    tree = lxml.html.fromstring(rendered.html)
+    hidden = tree.find_class("preheader")[0]
+    style = hidden.get("style").replace(" ", "")
+    assert "display:none" in style and "mso-hide:all" in style
+    assert "color" not in style  # white-on-white costs points at SpamAssassin (HTML_FONT_LOW_CONTRAST)
+    text = hidden.text_content()
+    assert text.startswith(rendered.preheader)
+    # After it only invisible filler (combining grapheme joiner, zero-width non-joiner, no-break space), enough to
+    # fill an inbox line, so the snippet does not run on into "Vis i nettleser Kultur …".
+    filler = text[len(rendered.preheader):]
+    assert len(filler) >= 200 and set(filler) == {"\u034f", "\u200c", "\xa0"}
+    body_text = tree.body.text_content()
+    assert body_text.index(rendered.preheader) < body_text.index("Vis i nettleser")
+
+
+def test_a_site_folder_overrides_only_the_templates_it_holds(project):
+    (project / "mal" / "partials").mkdir(parents=True)
+    (project / "mal" / "partials" / "footer.mjml.j2").write_text(
+        '<mj-section css-class="card footer"><mj-column><mj-text css-class="txt">'
+        "<p>Egen bunntekst for {{ contact.organisation }}: @@unsubscribe_url@@</p>"
+        "</mj-text></mj-column></mj-section>\n", encoding="utf-8")
+    path = project / "schedule.yaml"
+    path.write_text(path.read_text(encoding="utf-8") + "templates: mal\n", encoding="utf-8")
+    rendered = kultur_edition(project)
+    assert "Egen bunntekst for KS" in rendered.html
+    assert "KONTAKT" not in rendered.html  # the built-in footer is replaced …
+    assert "Ås satser på kulturskolen" in rendered.html  # … and the rest still comes from ours
+    assert "KONTAKT" in rendered.text  # no site text part: ours
+
+
+def test_a_missing_site_folder_is_a_config_error(project, run_cli):
+    path = project / "schedule.yaml"
+    path.write_text(path.read_text(encoding="utf-8") + "templates: finnes-ikke\n", encoding="utf-8")
+    result = run_cli("preview", "kultur", "--as-of", "2019-07-01")
+    assert result.exit_code == 1
+    assert "templates: templates folder" in result.stderr and "finnes-ikke does not exist" in result.stderr
+    assert "Traceback" not in result.stderr

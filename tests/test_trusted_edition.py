@@ -253,6 +253,8 @@ def test_editors_shape_the_draft_and_approval_sends_it_as_shaped(project, smtp_s
         text = message.get_body(preferencelist=("plain",)).get_content()
         html = message.get_body(preferencelist=("html",)).get_content()
         assert "God sommer." in text and "God sommer." in html
+        # The introduction is text: a placeholder's spelling in it stays literal, no address is filled in.
+        assert "Hei @@email@@ og {name}!" in text and "Hei @@email@@ og {name}!" in html
         assert message["Subject"] == f"Kultur: {expected[0].title}"
     history = [change.editor + ":" + change.action for change in store.draft_history("kultur", key)]
     assert history == ["system:made", "kari:dropped", "kari:moved", "ola:introduction", "kari:approved"]

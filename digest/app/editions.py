@@ -163,7 +163,7 @@ def prepare_target(settings: Settings, store: Store, name: str, target: Target, 
 def collect_edition(settings: Settings, store: Store, name: str, target: Target, *, now: datetime) -> Prepared:
     """Collect every source and select the edition for `target` anew (stores nothing but what collecting keeps)."""
     digest = settings.digest(name)
-    collection = collect(settings, digest, store=store, now=now)
+    collection = collect(settings, digest, store=store, now=now, digest_name=name)
     if collection.all_failed:
         raise AllSourcesFailed(name, [report.describe() for report in collection.failures])
     selection = _select(collection, store, digest, name, target, target.until)

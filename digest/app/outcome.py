@@ -26,6 +26,7 @@ AWAITING_APPROVAL = "awaiting_approval"
 EXPIRED = "expired"
 MISSED = "missed"
 FAILED = "failed"
+REFUSED = "refused"  # a send-time guard named in sending.require (digest/guards.py): nothing sent
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,6 +52,9 @@ def outcome_of(report: SendReport) -> Outcome:
     if report.articles == 0:
         reason = report.problems[0] if report.problems else f"Nothing to send for {name}."
         return Outcome(kind=NOTHING_NEW, exit_code=0, reason=reason, report=report)
+    if report.guard_refused:
+        return Outcome(kind=REFUSED, exit_code=1, level=logging.ERROR, report=report,
+                       reason=f"Nothing was sent: {name} {key} is refused by sending.require (see above).")
     if report.dry_run:
         return Outcome(kind=DRY_RUN, exit_code=0, report=report,
                        reason=f"Dry run of {name} {key}: {plural(report.sent, 'message', 'messages')} built, "

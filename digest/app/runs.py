@@ -149,8 +149,11 @@ def _send(rt: Runtime, name: str, key: str, *, as_of: date | datetime) -> Outcom
         SOURCE_FAILURES.labels(name, _reported_source(rt.settings.digest(name), problem)).inc()
     for problem in report.problems[:20]:
         log_event("delivery_problem", logging.WARNING, digest=name, edition=report.edition_key, problem=problem)
-    event = {kinds.BUSY: "edition_busy", kinds.INTERRUPTED: "edition_interrupted", kinds.UP_TO_DATE:
-             "edition_up_to_date", kinds.SENT: "edition_sent", kinds.PARTIAL: "edition_incomplete",
+    for line in report.guards:  # digest/guards.py: insecure or clipped sends; refused when sending.require says so
+        log_event("send_guard", logging.ERROR if report.guard_refused else logging.WARNING, digest=name,
+                  edition=report.edition_key, problem=line)
+    event = {kinds.REFUSED: "edition_refused", kinds.BUSY: "edition_busy", kinds.INTERRUPTED: "edition_interrupted",
+             kinds.UP_TO_DATE: "edition_up_to_date", kinds.SENT: "edition_sent", kinds.PARTIAL: "edition_incomplete",
              kinds.STOPPED: "edition_stopped"}[outcome.kind]
     fields = {"digest": name, "edition": report.edition_key} if outcome.kind == kinds.BUSY else _report_fields(
         rt, report)

@@ -15,6 +15,7 @@ from digest.app.editions import DRAFT, EXPIRED, HELD, prepare
 from digest.config import DigestConfig, Settings
 from digest.consent import Segment
 from digest.errors import NotApproved
+from digest.guards import check_send
 from digest.message import MessageTemplate, build_template, example_values, fill, fill_text, recipient_for
 from digest.models import RenderedEdition, SendReport, Subscriber
 from digest.outgoing import Outgoing, edition_builder
@@ -62,10 +63,14 @@ def send_test(settings: Settings, store: Store, transport: Transport, name: str,
         report.articles = 0
         report.problems.append(prepared.skip_reason)
         return report
-    template = build_template(render(settings, digest, edition), digest, now=now, subject_prefix="[TEST] ")
+    rendered = render(settings, digest, edition)
+    signer = signer_from_env(digest.sender.domain)
+    if _refused_by_guards(report, settings, rendered, transport, signer):
+        return report
+    template = build_template(rendered, digest, now=now, subject_prefix="[TEST] ")
     recipient = recipient_for(settings, name, digest, template, resolve_secret(store), subscriber_id=None,
                               email=address, name="")
-    outgoing = Outgoing.for_sender(digest.sender)
+    outgoing = Outgoing(envelope_from=digest.sender.envelope_from, signer=signer)
     with transport:
         outgoing.send(transport, address, template.personalise(recipient), "test")
     report.sent = 1
@@ -97,9 +102,13 @@ def send_edition(settings: Settings, store: Store, transport: Transport, name: s
     if digest.approval is not None and prepared.state in (DRAFT, HELD, EXPIRED) and not dry_run:
         raise NotApproved(name, edition.key, prepared.state)
     # Render before recording anything: a broken template must not leave an edition that looks sent.
-    template = build_template(render(settings, digest, edition), digest, now=now)
+    rendered = render(settings, digest, edition)
+    signer = signer_from_env(digest.sender.domain)
+    if _refused_by_guards(report, settings, rendered, transport, signer):
+        return report
+    template = build_template(rendered, digest, now=now)
     batch = f"{name}-{edition.key}"
-    build = message_builder(settings, name, template, resolve_secret(store), signer_from_env(digest.sender.domain),
+    build = message_builder(settings, name, template, resolve_secret(store), signer,
                             batch, for_smtp=isinstance(transport, SMTPTransport) and not dry_run)
 
     segment = segment_of(digest)
@@ -122,6 +131,16 @@ def send_edition(settings: Settings, store: Store, transport: Transport, name: s
     # Kept with the draft so that status and the desk can say why the edition is not out yet.
     store.set_stop_reason(name, edition.key, report.paused or None)
     return report
+
+
+def _refused_by_guards(report: SendReport, settings: Settings, rendered: RenderedEdition, transport: Transport,
+                       signer: DKIMSigner | None) -> bool:
+    """Run the send-time guards into the report; True when one is required (sending.require): send nothing."""
+    guards = check_send(settings, html_bytes=rendered.html_bytes, smtp=isinstance(transport, SMTPTransport),
+                        signed=signer is not None)
+    report.guards = guards.lines()
+    report.guard_refused = bool(guards.refusals)
+    return report.guard_refused
 
 
 def _send_pending(store: Store, edition_id: int, created: bool, transport: Transport,

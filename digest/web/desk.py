@@ -24,7 +24,7 @@ from digest.consent import mask
 from digest.cron import next_run as scheduled_next_run
 from digest.editors import authenticate
 from digest.errors import DigestError
-from digest.render import TEMPLATES as EMAIL_TEMPLATES
+from digest.render import template_folders
 from digest.subscribers import normalise_address
 from digest.web.auth import (
     CSRF_FIELD,
@@ -92,7 +92,7 @@ def desk_for(settings: Settings, *, link_timeout: float | None) -> DeskState:
 
 def watched_paths(settings: Settings) -> list[Path]:
     """The e-mail templates and every digest's content folder: what an editor edits by hand."""
-    paths = [EMAIL_TEMPLATES]
+    paths = template_folders(settings)
     for digest in settings.digests.values():
         paths += [settings.resolve(source.path) for source in digest.sources if isinstance(source, FilesSource)]
     return paths
