@@ -131,7 +131,8 @@ def test_desk_preview_and_archive_show_lookalikes_literally(hostile, desk: Desk,
     assert archived.status_code == 200
     public = flat(html.unescape(archived.text))
     assert TITLE in public and flat(TEASER) in public and KICKER in public
-    assert "fordi du abonnerer" in public
+    # The public page has no "because you subscribe" (issue 13): a public footer line instead.
+    assert "Dette er en utgave av" in public and "fordi du abonnerer" not in public
     assert "Meld deg av" not in public and "Endre innstillinger" not in public
     assert not MARKER.search(archived.text)
     assert not any(address in archived.text for address, _ in PEOPLE)
